@@ -1,0 +1,1 @@
+"""Effects: studio headshot, baby predictor, kiss video, and the ONNX graphs they generate."""

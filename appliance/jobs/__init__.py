@@ -1,0 +1,1 @@
+"""Jobs: queue, lifecycle, progress and release of every guest job."""

@@ -1,0 +1,1 @@
+"""Models: manifest, fetch, TFLite-to-ONNX conversion, engine build, and the backends."""

@@ -1,0 +1,1 @@
+"""Vision: face detection, face mesh, person segmentation and the quality gates."""
