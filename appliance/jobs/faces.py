@@ -7,6 +7,7 @@ Every intermediate is a secure buffer owned by the job id, so the job's release 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from appliance.errors import UserFacingError
@@ -18,9 +19,11 @@ from appliance.secure.buffers import SecureBuffer
 from appliance.vision.pipeline import FacePipeline, draw_faces
 
 RESULT_NAME = "result.jpg"
+log = logging.getLogger("ephemera.jobs")
 
 
 def models_unavailable(exc: Exception) -> UserFacingError:
+    log.error("the models cannot run: %s", exc)  # paths and hashes only, never image data
     return UserFacingError(
         "models_unavailable", "The booth's models are not ready.", status=503,
         remedy="Operator: run `ephemera build` (or `make models`), then restart the service. "

@@ -90,21 +90,6 @@ class JobManager:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def open_session(self, token: str | None) -> tuple[Session, str | None]:
-        """The caller's session, or a new one. Returns (session, new token or None)."""
-        now = self.clock()
-        with self._lock:
-            if token:
-                session = self._find_session(token, now)
-                if session is None:
-                    raise _token_invalid()
-                return session, None
-            secret, capability = CapabilityToken.issue(
-                now + self.cfg.retention.default_minutes * 60)
-            session = Session(new_job_id(), capability)
-            self._sessions[session.id] = session
-            return session, secret
-
     def _find_session(self, token: str, now: float) -> Session | None:
         found = None
         for session in self._sessions.values():  # compare against all: constant-time per token
@@ -124,12 +109,21 @@ class JobManager:
                                   status=400, remedy=f"Pick a value from 1 to {cap}.")
         return minutes * 60
 
-    def create_job(self, session: Session, kind: str, *, retention_minutes: int | None = None,
-                   params: dict[str, Any] | None = None) -> Job:
-        """Admit a job (queue and store have room) and give it a fresh key. Audited."""
+    def create_job(self, token: str | None, kind: str, *,
+                   retention_minutes: int | None = None,
+                   params: dict[str, Any] | None = None) -> tuple[Job, str | None]:
+        """Admit a job and give it a fresh key; returns (job, new session token or None).
+
+        ``token`` adds the job to that session (403 when it is not valid); without one, a new
+        session is made, but only once the queue and the store have room, so a refused
+        request leaves no session behind. Audited: job_created and consent_given.
+        """
         keep_s = self.retention_seconds(retention_minutes)
         now = self.clock()
         with self._lock:
+            session = self._find_session(token, now) if token else None
+            if token and session is None:
+                raise _token_invalid()
             waiting = sum(1 for j in self._jobs.values()
                           if j.state in (JobState.QUEUED, JobState.RUNNING))
             if waiting >= self.cfg.queue.depth:
@@ -138,7 +132,7 @@ class JobManager:
                 raise UserFacingError("queue_full", "The booth is busy with other guests' "
                                       "photos.", status=429, retry_after_s=retry,
                                       remedy=f"Try again in about {retry} seconds.")
-            job = Job(id=new_job_id(), session_id=session.id, kind=kind, created_at=now,
+            job = Job(id=new_job_id(), session_id="", kind=kind, created_at=now,
                       expires_at=now + keep_s, params=dict(params or {}))
             try:  # the store counts jobs against its max_jobs and clamps to the hard cap
                 job.expires_at = self.store.register_job(job.id, created=now,
@@ -146,13 +140,20 @@ class JobManager:
             except UserFacingError as exc:
                 audit("request_refused", reason=exc.code)
                 raise
+            secret = None
+            if session is None:
+                secret, capability = CapabilityToken.issue(
+                    now + self.cfg.retention.default_minutes * 60)
+                session = Session(new_job_id(), capability)
+                self._sessions[session.id] = session
+            job.session_id = session.id
             job.key = JobKey.generate(owner=job.id)
             self._jobs[job.id] = job
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
         audit("job_created", job_id=job.id, kind=kind, retention_s=keep_s)
         audit("consent_given", job_id=job.id, attestation="adults-consenting")
-        return job
+        return job, secret
 
     def enqueue(self, job: Job, work: JobWork) -> None:
         """Hand a received job to the worker; jobs run one at a time in arrival order."""

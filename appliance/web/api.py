@@ -67,7 +67,6 @@ def create_job() -> Any:
     """Consent, session, headers and queue are checked before a byte of the body is read."""
     manager = _manager()
     _require_consent()
-    session, new_token = manager.open_session(_bearer())
     kind = request.args.get("kind", "faces")
     if kind not in JOB_KINDS:
         raise UserFacingError("unknown_kind", f"There is no job kind {kind!r}.", status=400,
@@ -76,8 +75,8 @@ def create_job() -> Any:
     retention = _int_arg("retention_minutes", None, 1, manager.cfg.retention.hard_cap_minutes)
     runner = current_app.extensions["ephemera.work"]
     length = check_upload_headers(request, runner.max_upload_bytes)
-    job = manager.create_job(session, kind, retention_minutes=retention,
-                             params={"faces": faces})
+    job, new_token = manager.create_job(_bearer(), kind, retention_minutes=retention,
+                                        params={"faces": faces})
     try:
         job.set_progress("receiving", 0.0)
         upload = read_body(request, length, owner=job.id)

@@ -47,6 +47,18 @@ class EphemeraServer(BaseApplication):
         return create_app(self.cfg_ephemera)
 
 
+def _post_worker_init(worker: Any) -> None:
+    """Chain the shutdown wipe in front of gunicorn's own SIGTERM/SIGINT handlers.
+
+    gunicorn installs its handlers before loading the app; ours, installed after, first
+    releases every job (store blobs, keys) and every secure buffer, then hands over to them.
+    """
+    from appliance.secure.shutdown import install_shutdown_wipe
+
+    manager = worker.wsgi.extensions.get("ephemera.jobs")
+    install_shutdown_wipe(*([manager.release_all] if manager is not None else []))
+
+
 def _worker_exit(_server: Any, worker: Any) -> None:
     """Release every job and wipe every secure buffer as the worker goes (SIGTERM, reload)."""
     from appliance.secure.buffers import REGISTRY
@@ -71,11 +83,24 @@ def gunicorn_options(cfg: Config) -> dict[str, Any]:
         # Request bodies are never spooled by gunicorn; its worker heartbeat file is, by
         # default, in the system temp dir: keep it on tmpfs with the store.
         "worker_tmp_dir": "/dev/shm",
+        "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
         # gunicorn >= 25.1 opens a control socket under $HOME/.gunicorn (persistent storage)
         # by default; the booth has no use for it.
         "control_socket_disable": True,
     }
+
+
+def _warn_missing_models(cfg: Config) -> None:
+    """Say at start-up, not at the first guest's job, that the models are not built."""
+    from appliance.models.manifest import load_manifest
+
+    missing = [name for name, entry in load_manifest().models.items()
+               if not entry.onnx_path(cfg.models.engines_dir).is_file()]
+    if missing:
+        print(f"ephemera: the models {', '.join(sorted(missing))} are not built in "
+              f"{cfg.models.engines_dir}; every job will fail until you run `ephemera build` "
+              "(or `make models`)", file=sys.stderr)
 
 
 def prepare_process(cfg: Config) -> int:
@@ -85,6 +110,7 @@ def prepare_process(cfg: Config) -> int:
 
     startup_checks(cfg)
     harden_process()
+    _warn_missing_models(cfg)
     swept = int(RamStore.from_config(cfg).sweep_leftovers())
     if swept:
         print(f"ephemera: removed {swept} leftover item(s) of an earlier run from the RAM store",

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appliance.models.loader import ModelSet
-from appliance.secure.store import RamStore
 
 from appliance import audit
 from appliance.config import load_config
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, ResultInfo
 from appliance.jobs.manager import JobManager
+from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
+from appliance.secure.store import RamStore
 
 
 class Clock:
@@ -78,9 +78,8 @@ def manager(store_dir: Path) -> Iterator[tuple[JobManager, RamStore, Clock]]:
 def test_job_runs_stores_ciphertext_and_release_wipes_everything(
         manager: tuple[JobManager, RamStore, Clock]) -> None:
     jobs, store, _clock = manager
-    session, token = jobs.open_session(None)
+    job, token = jobs.create_job(None, "faces")
     assert token
-    job = jobs.create_job(session, "faces")
     upload = REGISTRY.allocate(100, owner=job.id, label="upload")
     jobs.enqueue(job, store_result(store))
     wait_state(jobs, job, JobState.DONE)
@@ -112,16 +111,19 @@ def test_queue_full_is_429_with_a_retry_hint(store_dir: Path) -> None:
     jobs, _store, _clock = make(store_dir, depth=1)
     gate = threading.Event()
     try:
-        session, _token = jobs.open_session(None)
-        first = jobs.create_job(session, "faces")
+        first, token = jobs.create_job(None, "faces")
         jobs.enqueue(first, lambda job: gate.wait(10))
         with pytest.raises(UserFacingError) as info:
-            jobs.create_job(session, "faces")
+            jobs.create_job(token, "faces")
         assert (info.value.code, info.value.status) == ("queue_full", 429)
+        stats = jobs.stats()
+        with pytest.raises(UserFacingError):
+            jobs.create_job(None, "faces")
+        assert jobs.stats()["sessions"] == stats["sessions"]  # a refusal makes no session
         assert info.value.retry_after_s and info.value.retry_after_s >= 1
         gate.set()
         wait_state(jobs, first, JobState.DONE)
-        jobs.create_job(session, "faces")  # room again
+        jobs.create_job(token, "faces")  # room again
     finally:
         gate.set()
         jobs.close()
@@ -130,8 +132,7 @@ def test_queue_full_is_429_with_a_retry_hint(store_dir: Path) -> None:
 def test_a_failed_job_keeps_its_error_and_loses_its_data_at_once(
         manager: tuple[JobManager, RamStore, Clock]) -> None:
     jobs, _store, _clock = manager
-    session, token = jobs.open_session(None)
-    job = jobs.create_job(session, "faces")
+    job, token = jobs.create_job(None, "faces")
     upload = REGISTRY.allocate(100, owner=job.id, label="upload")
 
     def no_face(job: Job) -> None:
@@ -143,7 +144,7 @@ def test_a_failed_job_keeps_its_error_and_loses_its_data_at_once(
     assert job.status()["error"]["error"] == "no_face"
     assert jobs.job_for_session(job.id, token) is job
 
-    crashing = jobs.create_job(session, "faces")
+    crashing, _none = jobs.create_job(token, "faces")
     jobs.enqueue(crashing, lambda job: 1 / 0)  # type: ignore[func-returns-value]
     wait_state(jobs, crashing, JobState.FAILED)
     assert crashing.error is not None and crashing.error.code == "internal_error"
@@ -152,8 +153,7 @@ def test_a_failed_job_keeps_its_error_and_loses_its_data_at_once(
 def test_release_of_a_running_job_waits_for_the_run(
         manager: tuple[JobManager, RamStore, Clock]) -> None:
     jobs, _store, _clock = manager
-    session, _token = jobs.open_session(None)
-    job = jobs.create_job(session, "faces")
+    job, _token = jobs.create_job(None, "faces")
     started, gate = threading.Event(), threading.Event()
     buffers: list[Any] = []
 
@@ -174,12 +174,11 @@ def test_release_of_a_running_job_waits_for_the_run(
 
 def test_tokens_guard_every_job(manager: tuple[JobManager, RamStore, Clock]) -> None:
     jobs, _store, clock = manager
-    mine, my_token = jobs.open_session(None)
-    _theirs, their_token = jobs.open_session(None)
-    assert my_token and their_token
-    job = jobs.create_job(mine, "faces")
-    same, new = jobs.open_session(my_token)
-    assert same is mine and new is None
+    job, my_token = jobs.create_job(None, "faces")
+    _theirs, their_token = jobs.create_job(None, "faces")
+    assert my_token and their_token and my_token != their_token
+    second, new = jobs.create_job(my_token, "faces")
+    assert new is None and second.session_id == job.session_id
 
     def code(fn: Any, *args: Any) -> tuple[str, int]:
         with pytest.raises(UserFacingError) as info:
@@ -188,7 +187,7 @@ def test_tokens_guard_every_job(manager: tuple[JobManager, RamStore, Clock]) -> 
 
     assert code(jobs.job_for_session, job.id, None) == ("token_required", 401)
     assert code(jobs.job_for_session, job.id, "forged") == ("token_invalid", 403)
-    assert code(jobs.open_session, "forged") == ("token_invalid", 403)
+    assert code(jobs.create_job, "forged", "faces") == ("token_invalid", 403)
     # A foreign session and a job that does not exist get the very same answer.
     assert code(jobs.job_for_session, job.id, their_token) == ("job_not_found", 404)
     assert code(jobs.job_for_session, "0" * 32, my_token) == ("job_not_found", 404)
@@ -207,11 +206,10 @@ def test_tokens_guard_every_job(manager: tuple[JobManager, RamStore, Clock]) -> 
 def test_retention_expires_jobs_and_sessions(manager: tuple[JobManager, RamStore, Clock]
                                              ) -> None:
     jobs, store, clock = manager
-    session, token = jobs.open_session(None)
-    job = jobs.create_job(session, "faces", retention_minutes=2)
+    job, token = jobs.create_job(None, "faces", retention_minutes=2)
     assert job.expires_at == clock.now + 120
     with pytest.raises(UserFacingError, match="1 to 1440"):
-        jobs.create_job(session, "faces", retention_minutes=1441)
+        jobs.create_job(token, "faces", retention_minutes=1441)
     clock.now += 119
     assert jobs.sweep_expired() == 0
     clock.now += 2
@@ -221,5 +219,5 @@ def test_retention_expires_jobs_and_sessions(manager: tuple[JobManager, RamStore
     clock.now += 15 * 60
     jobs.sweep_expired()
     with pytest.raises(UserFacingError) as info:
-        jobs.open_session(token)
+        jobs.create_job(token, "faces")
     assert info.value.status == 403
