@@ -28,6 +28,7 @@ _CHECKS: list[tuple[str, CheckFn]] = []
 # Modules that register checks; imported lazily so `doctor` does not pay for the whole service.
 CHECK_MODULES: list[str] = [
     "appliance.secure.checks",
+    "appliance.models.backend_checks",
 ]
 
 

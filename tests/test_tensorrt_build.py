@@ -222,6 +222,7 @@ def test_clear_errors(tmp_path: Path, fake: FakeTensorRT) -> None:
     wrong = Spec(spec.name, "0" * 64)
     (result,), _ = _build(tmp_path, [wrong])
     assert isinstance(result.error, EngineBuildError) and "hash mismatch" in result.detail
+    assert isinstance(result.error, ModelIntegrityError)
     assert not _engines(tmp_path)
 
 

@@ -72,12 +72,21 @@ class EngineValidationError(EngineBuildError):
     """The engine's outputs differ from ONNX Runtime's beyond the precision's tolerance."""
 
 
-class ModelSpec(Protocol):
-    """What the builder needs of a manifest entry."""
+class OnnxHashMismatchError(EngineBuildError, ModelIntegrityError):
+    """The ONNX file to build from is not the one the manifest pins: nothing may use it."""
 
-    name: str
-    onnx_sha256: str
-    precision: str  # "fp16" (allowed) or "fp32"
+
+class ModelSpec(Protocol):
+    """What the builder needs of a manifest entry (``manifest.ModelEntry`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def onnx_sha256(self) -> str: ...
+
+    @property
+    def precision(self) -> str: ...  # "fp16" (allowed) or "fp32"
 
 
 @dataclass(frozen=True)
@@ -355,8 +364,9 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
     try:
         onnx_bytes = read_verified(source, key.onnx_sha256, what=f"ONNX model {spec.name}")
     except ModelIntegrityError as exc:
-        raise EngineBuildError(f"{spec.name}: hash mismatch: {exc}",
-                               "re-convert the models with `ephemera build --force`") from None
+        raise OnnxHashMismatchError(f"{spec.name}: hash mismatch: {exc}",
+                                    "re-convert the models with `ephemera build --force`") \
+            from None
     target = key.engine_path(engines_dir)
     where = f"DLA core {key.dla_core} with GPU fallback" if key.dla_core is not None else "GPU"
     progress(f"  {spec.name}: building {key.precision.upper()} engine on the {where} "
