@@ -48,6 +48,10 @@ def test_canary_found_while_the_job_lives_and_gone_after_release(tmp_path: Path)
         result = service.get(f"/api/jobs/{job_id}/result", token)
         assert result.status == 200 and result.body[:3] == b"\xff\xd8\xff"
         assert result.headers["cache-control"] == "no-store"
+        # The delivered JPEG is guest data too: its bytes must not outlive the response
+        # (decrypted plaintext, the response chunks) in the service.
+        patterns.update({name.replace("png", "result"): window for name, window in
+                         encoded_patterns(result.body, 1024, len(result.body)).items()})
 
         alive = scan(process_tree(service.pid), patterns)
         forms = alive.by_form()
