@@ -16,7 +16,9 @@ from appliance import __version__
 from appliance.config import ConfigError, describe, load_config
 
 # Modules that contribute verbs: each has ``add_verb(subparsers)``.
-VERB_MODULES: list[str] = []
+VERB_MODULES: list[str] = [
+    "appliance.vision.cli_detect",
+]
 
 DESCRIPTION = """\
 Ephemera: the photo booth that forgets.
