@@ -1,0 +1,162 @@
+"""``ephemera build``: pinned wheel -> verified .tflite -> deterministic ONNX (-> TensorRT).
+
+Why one verb: provisioning a booth is "run this once"; it must be resumable (a model already
+built and matching its pin is skipped), work offline after one fetch, and say plainly what it did
+and what failed, with the fix. Every artefact is checked against the manifest: the wheel, each
+member, and the converted ONNX file, whose sha256 is pinned because conversion is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from appliance.config import load_config
+from appliance.models.errors import HashMismatchError, ModelSupplyError
+from appliance.models.fetch import ensure_wheel, extract_member, sha256_file
+from appliance.models.manifest import Manifest, ModelEntry, load_manifest, repin_onnx_sha256
+from appliance.models.tflite_to_onnx import convert_tflite, serialize
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def tensorrt_available() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def backend_for(configured: str) -> str:
+    """The backend the booth will use: the configured one, or TensorRT when ``auto`` finds it."""
+    if configured == "auto":
+        return "tensorrt" if tensorrt_available() else "onnxruntime"
+    return configured
+
+
+def onnx_state(entry: ModelEntry, engines_dir: Path) -> str:
+    path = entry.onnx_path(engines_dir)
+    if not path.exists():
+        return "not built"
+    return "built" if sha256_file(path) == entry.onnx_sha256 else "MISMATCH (rebuild)"
+
+
+def convert_model(entry: ModelEntry, tflite_path: Path, engines_dir: Path, *,
+                  repin: bool = False) -> Path:
+    """Convert one model and write it atomically only if its hash matches the pin."""
+    import hashlib
+
+    data = serialize(convert_tflite(tflite_path.read_bytes(), entry.name))
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != entry.onnx_sha256 and not repin:
+        raise HashMismatchError(
+            f"converted {entry.name}: sha256 {actual} does not match the pinned "
+            f"{entry.onnx_sha256}",
+            remedy="the converter's output changed (a different onnx/numpy version or converter "
+                   "code). Developers: check parity, then `ephemera build --repin`.")
+    out = entry.onnx_path(engines_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    return out
+
+
+def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool) -> None:
+    """Hook into the TensorRT engine builder (``appliance.models.tensorrt_build``)."""
+    module = importlib.import_module("appliance.models.tensorrt_build")
+    module.build_engines(manifest, engines_dir, force=force, log=_say)
+
+
+def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = None,
+          offline: bool = False, force: bool = False, repin: bool = False,
+          only: list[str] | None = None) -> list[Path]:
+    """Build every model (or ``only`` those) of the manifest; returns the ONNX paths."""
+    names = only or list(manifest.models)
+    unknown = [n for n in names if n not in manifest.models]
+    if unknown:
+        raise ModelSupplyError(f"unknown model(s): {', '.join(unknown)}",
+                               remedy=f"known: {', '.join(manifest.models)}")
+    cache = engines_dir / "cache"
+    built: list[Path] = []
+    todo: list[ModelEntry] = []
+    for name in names:
+        entry = manifest.models[name]
+        if not force and not repin and onnx_state(entry, engines_dir) == "built":
+            _say(f"[{name}] up to date ({entry.onnx_path(engines_dir)})")
+            built.append(entry.onnx_path(engines_dir))
+        else:
+            todo.append(entry)
+    wheels: dict[str, Path] = {}
+    for entry in todo:
+        src = entry.source.wheel
+        if src.key not in wheels:
+            wheels[src.key] = ensure_wheel(src, cache, from_wheel=from_wheel, offline=offline,
+                                           log=_say)
+        tfl = extract_member(wheels[src.key], entry.source, cache / "tflite", log=_say)
+        out = convert_model(entry, tfl, engines_dir, repin=repin)
+        digest = sha256_file(out)
+        if repin and digest != entry.onnx_sha256:
+            repin_onnx_sha256(manifest.path, entry.name, digest)
+            _say(f"[{entry.name}] repinned onnx_sha256 = {digest} in {manifest.path}")
+        _say(f"[{entry.name}] converted -> {out} (sha256 ok)")
+        built.append(out)
+    if tensorrt_available():
+        build_tensorrt_engines(manifest, engines_dir, force=force)
+    else:
+        _say("TensorRT not available: prepared the ONNX Runtime path")
+    return built
+
+
+def format_list(manifest: Manifest, engines_dir: Path, backend: str) -> str:
+    rows = [("MODEL", "ROLE", "SOURCE", "ONNX SHA256", "BACKEND", "STATE")]
+    for entry in manifest.models.values():
+        rows.append((entry.name, entry.role, entry.source.describe(), entry.onnx_sha256[:16],
+                     backend, onnx_state(entry, engines_dir)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+                     for r in rows)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    engines_dir = Path(cfg.models.engines_dir)
+    try:
+        manifest = load_manifest(args.manifest)
+        if args.list:
+            print(format_list(manifest, engines_dir, backend_for(cfg.models.backend)))
+            return 0
+        _say(f"ephemera build: {len(manifest.models)} models from {manifest.path} into "
+             f"{engines_dir}")
+        build(manifest, engines_dir, from_wheel=args.from_wheel, offline=args.offline,
+              force=args.force, repin=args.repin, only=args.models or None)
+    except ModelSupplyError as exc:
+        print(f"ephemera build: {exc}", file=sys.stderr)
+        if exc.remedy:
+            print(f"  fix: {exc.remedy}", file=sys.stderr)
+        return 1
+    _say("ephemera build: done")
+    return 0
+
+
+def add_verb(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "build", help="fetch, verify and convert the models (engines/models.toml)",
+        description="Fetch the pinned MediaPipe wheel (once; cached in ENGINES_DIR/cache), "
+                    "verify every sha256, convert each model to ONNX and, where TensorRT is "
+                    "available, build the engines. Resumable: up-to-date models are skipped.")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="only these models (default: all)")
+    p.add_argument("--list", action="store_true",
+                   help="list each model, its source, hash, backend and state; build nothing")
+    p.add_argument("--from-wheel", type=Path, metavar="PATH",
+                   help="use this copy of the pinned wheel (air-gapped provisioning)")
+    p.add_argument("--offline", action="store_true",
+                   help="never download: fail unless the wheel is cached or given")
+    p.add_argument("--force", action="store_true", help="rebuild even what is up to date")
+    p.add_argument("--repin", action="store_true",
+                   help="developers: record the converted files' sha256 in the manifest")
+    p.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_build)

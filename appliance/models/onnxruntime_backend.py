@@ -1,0 +1,211 @@
+"""ONNX Runtime on the CPU: the backend of every machine without TensorRT.
+
+Privacy design (see the backend interface for the contract):
+
+* Inputs and outputs live in secure buffers (``REGISTRY``, owner ``backend:<model>``),
+  allocated once and bound with IOBinding, so ONNX Runtime reads the guest's pixels from and
+  writes its results straight into memory we can wipe. ``run()`` returns views of the output
+  buffers; ``zeroise()`` overwrites inputs and outputs.
+* The CPU memory arena is off (``enable_cpu_mem_arena = False``) and so are memory patterns:
+  with the arena on, ONNX Runtime keeps every intermediate activation of the last run in its
+  own pool, readable long after ``run()``. With it off, intermediates are ordinary glibc
+  allocations, freed at the end of each run. Freed memory keeps its contents unless the
+  process runs under the malloc environment (``appliance.secure.malloc_env``:
+  ``MALLOC_PERTURB_`` overwrites freed chunks, tcache off so every size is overwritten,
+  ``MALLOC_MMAP_THRESHOLD_`` pins large blocks to mmap, whose pages go back to the kernel on
+  free). The service is started under that environment; ``tests/test_onnxruntime_backend.py``
+  scans a live process's memory to prove no activation survives a run.
+* The model file is read once and the same bytes are hashed and loaded (no time-of-check /
+  time-of-use gap); a mismatch with the manifest is refused with ``ModelIntegrityError``.
+* Nothing is written to disk: no optimised-model file, no profiling output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from appliance.models.backend import BackendError, TensorSpec
+from appliance.models.feeds import copy_feeds
+from appliance.models.integrity import read_verified
+from appliance.secure.buffers import REGISTRY, SecureBuffer
+
+_ORT_TYPES: dict[str, np.dtype[Any]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64),
+    "tensor(uint8)": np.dtype(np.uint8),
+    "tensor(int8)": np.dtype(np.int8),
+    "tensor(int32)": np.dtype(np.int32),
+    "tensor(int64)": np.dtype(np.int64),
+    "tensor(bool)": np.dtype(np.bool_),
+}
+
+
+def default_threads(cpus: int | None = None) -> int:
+    """Intra-op threads for a small board: leave a core for the web server and decoding.
+
+    2 cores: both (a single-threaded model would double the guest's wait). 3-5 cores: all but
+    one. More: 4, because these small models gain little beyond that and the effects and the
+    web server need the rest.
+    """
+    if cpus is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+    if cpus <= 2:
+        return max(1, cpus)
+    return min(4, cpus - 1)
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """The options every session gets; a function of its own so tests can inspect them."""
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False  # the arena would keep activations after run()
+    options.enable_mem_pattern = False  # no pre-planned block reused across runs
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads if threads > 0 else default_threads()
+    options.inter_op_num_threads = 1
+    options.enable_profiling = False
+    options.log_severity_level = 3  # errors only: warnings name nodes, never data, but are noise
+    # Spinning worker threads burn a core of a small board between jobs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _static_shape(model: str, kind: str, name: str, shape: list[Any]) -> tuple[int, ...]:
+    """A fixed shape; a free batch dimension becomes 1, any other free dimension is refused."""
+    dims: list[int] = []
+    for axis, dim in enumerate(shape):
+        if isinstance(dim, int) and dim > 0:
+            dims.append(dim)
+        elif axis == 0:
+            dims.append(1)
+        else:
+            raise BackendError(
+                f"model {model}: {kind} {name!r} has a free dimension {dim!r} at axis {axis}; "
+                "buffers are allocated once, so every dimension but the batch must be fixed")
+    return tuple(dims)
+
+
+class OnnxRuntimeBackend:
+    """One ONNX model on the CPU, with buffers it owns and can wipe."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, sha256: str, model: str, threads: int = 0) -> None:
+        self.model = model
+        self.path = Path(path)
+        self.owner = f"backend:{model}"
+        data = read_verified(self.path, sha256, what=f"model {model}")
+        self.options = session_options(threads)
+        try:
+            self._session = ort.InferenceSession(data, sess_options=self.options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for a bad graph
+            raise BackendError(f"model {model} ({self.path}) cannot be loaded by ONNX Runtime: "
+                               f"{exc}") from None
+        finally:
+            del data
+        self._inputs = [self._spec(arg, "input") for arg in self._session.get_inputs()]
+        self._outputs = [self._spec(arg, "output") for arg in self._session.get_outputs()]
+        self._buffers: dict[str, SecureBuffer] = {}
+        self._views: dict[str, npt.NDArray[Any]] = {}
+        self._binding: Any = None
+        self._closed = False
+        self._allocate_and_bind()
+
+    # -- the Backend interface -------------------------------------------------------------
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return list(self._outputs)
+
+    def input_buffer(self, name: str) -> npt.NDArray[Any]:
+        """The input buffer itself, for pre-processing that writes into it directly.
+
+        Passing this very view to ``run()`` skips the copy.
+        """
+        self._ensure_ready()
+        if name not in {spec.name for spec in self._inputs}:
+            raise BackendError(f"model {self.model} has no input {name!r}; inputs: "
+                               + ", ".join(spec.name for spec in self._inputs))
+        return self._views[name]
+
+    def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        self._ensure_ready()
+        copy_feeds(self.model, self._inputs, self._views, feeds)
+        try:
+            self._session.run_with_iobinding(self._binding)
+        except Exception as exc:
+            raise BackendError(f"model {self.model}: ONNX Runtime failed to run: {exc}") \
+                from None
+        return {spec.name: self._views[spec.name] for spec in self._outputs}
+
+    def zeroise(self) -> None:
+        """Overwrite every input and output buffer; the backend stays usable."""
+        for buffer in self._buffers.values():
+            buffer.wipe()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for buffer in self._buffers.values():
+            buffer.release()
+        self._buffers.clear()
+        self._views.clear()
+        self._binding = None
+        self._session = None
+        self._closed = True
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _spec(self, arg: Any, kind: str) -> TensorSpec:
+        dtype = _ORT_TYPES.get(arg.type)
+        if dtype is None:
+            raise BackendError(f"model {self.model}: {kind} {arg.name!r} has type {arg.type}, "
+                               "which this backend does not support")
+        return TensorSpec(arg.name, _static_shape(self.model, kind, arg.name, arg.shape), dtype)
+
+    def _allocate_and_bind(self) -> None:
+        """Secure buffers for every input and output, bound once so ORT uses them directly."""
+        for buffer in self._buffers.values():
+            buffer.release()
+        self._buffers.clear()
+        self._views.clear()
+        binding = self._session.io_binding()
+        for spec in [*self._inputs, *self._outputs]:
+            buffer, view = REGISTRY.array(spec.shape, spec.dtype, owner=self.owner,
+                                          label=f"{self.model}:{spec.name}")
+            self._buffers[spec.name] = buffer
+            self._views[spec.name] = view
+        for spec in self._inputs:
+            binding.bind_input(spec.name, "cpu", 0, spec.dtype.type, list(spec.shape),
+                               self._views[spec.name].ctypes.data)
+        for spec in self._outputs:
+            binding.bind_output(spec.name, "cpu", 0, spec.dtype.type, list(spec.shape),
+                                self._views[spec.name].ctypes.data)
+        self._binding = binding
+
+    def _ensure_ready(self) -> None:
+        if self._closed:
+            raise BackendError(f"model {self.model}: the backend was closed")
+        # A purge (REGISTRY.release_all) wipes and unmaps our buffers too; get fresh ones.
+        if any(buffer.released for buffer in self._buffers.values()):
+            self._allocate_and_bind()
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeBackend({self.model!r}, {self.path})"
+
