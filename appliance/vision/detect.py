@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from appliance.secure.buffers import REGISTRY, SecureBuffer, wipe_array
 from appliance.vision.anchors import FULL_RANGE, SHORT_RANGE, DetectorOptions, anchor_centres
+from appliance.vision.resample import shrink_into
 from appliance.vision.tensors import (
     MINUS_ONE_TO_ONE,
     ModelInput,
@@ -200,7 +201,7 @@ class FaceDetector:
             size = (max(1, round(width * factor)), max(1, round(height * factor)))
             work_buf, work = REGISTRY.array((size[1], size[0], 3), np.uint8, owner=owner,
                                             label="detect-working-copy")
-            cv2.resize(bgr, size, dst=work, interpolation=cv2.INTER_AREA)
+            shrink_into(bgr, work, owner)
         try:
             passes = [self._run(SHORT_RANGE, work, _whole(work, PAD_FRACTION), owner),
                       self._run(FULL_RANGE, work, _whole(work, 0.0), owner)]

@@ -35,7 +35,7 @@ def test_draw_faces_returns_an_annotated_copy_in_a_secure_buffer(pipeline: FaceP
     drawn = draw_faces(image, faces, owner)
     assert np.array_equal(image, before)  # the input is untouched
     assert drawn.shape == image.shape and not np.array_equal(drawn, image)
-    x0, y0, x1, y1 = (round(v) for v in faces[0].box)
+    x0, y0, x1, _y1 = (round(v) for v in faces[0].box)
     assert (drawn[y0, x0:x1] != image[y0, x0:x1]).any()  # the box's top edge
     assert [np.shares_memory(drawn, b.view()) for b in REGISTRY.live(owner)] == [True]
 

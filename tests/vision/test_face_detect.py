@@ -89,7 +89,7 @@ def test_group_photo_of_small_faces(pipeline: FacePipeline, owner: str) -> None:
         _, _, dx, dy = place(canvas, astronaut, x, y, scale)
         expected.append(moved(ASTRONAUT_FACE, scale, dx - 90 * scale, dy - 20 * scale))
     widths = [b[2] - b[0] for b in expected]
-    assert 60 <= min(widths) and max(widths) <= 100
+    assert min(widths) >= 60 and max(widths) <= 100
     faces = pipeline.detect(canvas, owner)
     assert len(faces) == 6
     for truth in expected:

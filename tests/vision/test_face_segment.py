@@ -21,7 +21,7 @@ def test_guided_upsampling_snaps_the_mask_edge_to_the_image_edge() -> None:
     _buffer, guided = guided_upsample(image, low, owner="guided-test")
     try:
         assert guided.shape == (512, 512) and guided.dtype == np.float32
-        assert 0.0 <= float(guided.min()) and float(guided.max()) <= 1.0
+        assert float(guided.min()) >= 0.0 and float(guided.max()) <= 1.0
         # Bilinear upsampling spreads the edge over a 16-px ramp; the guided filter puts one
         # sharp step exactly where the image's edge is.
         step = np.abs(np.diff(guided[256]))
