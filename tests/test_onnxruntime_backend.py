@@ -20,6 +20,7 @@ from appliance.models.onnxruntime_backend import (
     session_options,
 )
 from appliance.secure.buffers import REGISTRY
+from appliance.secure.malloc_env import MALLOC_ENV
 
 MODEL = "test_conv"
 
@@ -202,12 +203,6 @@ _CHILD = textwrap.dedent("""
     sys.stdin.readline()
 """)
 
-MALLOC_ENV = {
-    "PYTHONMALLOC": "malloc",
-    "MALLOC_PERTURB_": "165",
-    "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0",
-    "MALLOC_MMAP_THRESHOLD_": "131072",
-}
 
 
 def _scan(pid: int, needle: bytes) -> int:
@@ -254,4 +249,4 @@ def test_no_activation_survives_a_run_under_the_malloc_environment(
             child.wait(timeout=30)
     # The control proves the scanner sees a live activation; the backend leaves none behind.
     assert found["arena"] > 0
-    assert found["backend"] == 0
+    assert found["backend"] == 0  # under the service's own malloc environment

@@ -38,34 +38,20 @@ def add_verb(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _decode(data: memoryview, owner: str) -> npt.NDArray[np.uint8]:
-    """Decode into a secure buffer; OpenCV applies the EXIF orientation (IMREAD_COLOR)."""
-    import cv2
-
-    from appliance.secure.buffers import wipe_array
-
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise UserFacingError("not_an_image", "This file is not an image we can read.",
-                              status=415, remedy="Use a JPEG, PNG or WebP photo.")
-    try:
-        _buffer, bgr = REGISTRY.array(decoded.shape, np.uint8, owner=owner, label="image")
-        np.copyto(bgr, decoded)
-    finally:
-        wipe_array(decoded)
-    return bgr
-
-
 def load_image(path: Path, owner: str) -> npt.NDArray[np.uint8]:
-    """Read and decode into secure buffers of ``owner`` (EXIF orientation applied)."""
-    size = path.stat().st_size
+    """Read and decode into secure buffers of ``owner`` (EXIF orientation applied, limits
+    and format checks as for an upload)."""
+    from appliance.media.decode import ImageLimits, decode_image
+
+    # Past the upload limit one extra byte is enough for decode_image to refuse it by size.
+    size = min(path.stat().st_size, ImageLimits().max_bytes + 1)
     if size == 0:
         raise UserFacingError("not_an_image", f"{path} is empty.", status=415)
     raw = REGISTRY.allocate(size, owner=owner, label="detect-file")
     with path.open("rb", buffering=0) as handle:
         handle.readinto(raw.memoryview())
     try:
-        bgr = _decode(raw.memoryview(), owner)
+        _buffer, bgr = decode_image(raw.memoryview(), owner)
     finally:
         raw.release()
     return bgr
@@ -114,17 +100,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_png(path: Path, bgr: npt.NDArray[np.uint8], owner: str) -> None:
-    """Encode (PNG carries no camera metadata) and write; the encoder's output is wiped."""
-    import cv2
+    """Encode without metadata into a secure buffer, write, release (wiped)."""
+    from appliance.media.encode import encode_image
 
-    from appliance.secure.buffers import wipe_array
-
-    ok, encoded = cv2.imencode(".png", bgr)
-    if not ok:
-        raise UserFacingError("encode_failed", "Could not encode the annotated picture.",
-                              status=500)
+    buffer, data = encode_image(bgr, "png", owner)
     try:
         with path.open("wb") as handle:
-            handle.write(encoded.data)
+            handle.write(data)
     finally:
-        wipe_array(encoded)
+        buffer.release()
