@@ -2,9 +2,9 @@
 
 Stages: decode (JPEG -> BGR in a secure buffer), detect (both BlazeFace passes plus tiles),
 mesh (one face, two passes), segment (model plus full-resolution guided filter), and the
-quality gates. The reference, measured in the same run on the same image, is a plain
-``cv2.resize`` of the decoded 12-MP image to 1280 px wide (INTER_AREA): figures are reported as
-ratios against it so they stay comparable across machines.
+quality gates. The reference, measured in the same run on the same image and interleaved with the
+stages, is a plain ``cv2.resize`` of the decoded 12-MP image to 1280 x 960 (INTER_AREA): figures
+are reported as ratios against it so they stay comparable across machines.
 
     python bench/face.py [--runs 7] [--threads 0]
 
@@ -51,15 +51,21 @@ def make_jpeg(path: Path) -> None:
     path.write_bytes(data.tobytes())
 
 
-def timed(fn: Callable[[], object], runs: int) -> float:
-    """Median wall time in milliseconds after one warm-up call."""
-    fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def timed(stages: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median wall time (ms) of each stage after a warm-up call.
+
+    The stages run round-robin (one of each per round), so a busy machine slows every stage
+    of a round alike and the ratios stay meaningful.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in stages}
+    for fn in stages.values():
         fn()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(samples)
+    for _ in range(runs):
+        for name, fn in stages.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> int:
@@ -99,7 +105,7 @@ def main() -> int:
         "analyse (detect + mesh + all gates)": lambda: pipeline.analyse(
             bgr, owner, faces_needed=1, need_eyes_open=True),
     }
-    results = {name: timed(fn, args.runs) for name, fn in stages.items()}
+    results = timed(stages, args.runs)
     reference = next(iter(results.values()))
     print(f"{WIDTH} x {HEIGHT} JPEG, median of {args.runs} runs, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
