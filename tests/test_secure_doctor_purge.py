@@ -19,7 +19,7 @@ from appliance.secure.store import RamStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVACY_CHECKS = {"swap", "core_dumps", "store_tmpfs", "malloc_env", "memfd_secret", "memlock",
-                  "opencv_temp"}
+                  "opencv_temp", "onnxruntime_arena"}
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_doctor_runs_every_privacy_check(store_dir: Path) -> None:
     results = dict(run_checks(load_config()))
     assert set(results) >= PRIVACY_CHECKS
     assert results["store_tmpfs"].ok and "tmpfs" in results["store_tmpfs"].detail
-    assert results["opencv_temp"].ok
+    assert results["opencv_temp"].ok and results["onnxruntime_arena"].ok
 
 
 def test_doctor_fails_a_store_on_disk(store_dir: Path, monkeypatch: pytest.MonkeyPatch,

@@ -190,7 +190,8 @@ def _jpeg(view: memoryview) -> ImageHeader:
     # The end-of-image marker cannot occur inside entropy-coded data (0xFF is byte-stuffed), so
     # its absence after the first scan means the file was cut off. Data after it (a phone's
     # "motion photo" video) is ignored by the decoder.
-    if not _contains(view, scan_start, b"\xff\xd9"):
+    ends_with_eoi = view[n - 2:n] == b"\xff\xd9"  # the usual case, checked in O(1)
+    if not ends_with_eoi and not _contains(view, scan_start, b"\xff\xd9"):
         raise truncated("jpeg", "the end-of-image marker is missing")
     return ImageHeader("jpeg", width, height, comps, 8, False, orientation)
 

@@ -112,3 +112,19 @@ def opencv_temp(cfg: Config) -> CheckResult:
                                  "be created")
     return CheckResult(False, f"OPENCV_TEMP_PATH is {value!r}", "import appliance before cv2 "
                               "(the package sets it); report this as a bug")
+
+
+@check("onnxruntime_arena")
+def onnxruntime_arena(cfg: Config) -> CheckResult:
+    """The CPU arena would keep whole intermediate activations readable after run()."""
+    try:
+        from appliance.models.onnxruntime_backend import session_options
+    except ImportError as exc:
+        return CheckResult(False, f"ONNX Runtime backend not importable: {exc}",
+                           "install onnxruntime (pip install -e .)")
+    options = session_options(1)
+    if options.enable_cpu_mem_arena or options.enable_mem_pattern:
+        return CheckResult(False, "ONNX Runtime sessions keep an arena or memory patterns: "
+                                  "activations outlive run()", "report this as a bug")
+    return CheckResult(True, "ONNX Runtime sessions run without the CPU arena or memory "
+                             "patterns (freed activations go to the allocator's overwrite)")
