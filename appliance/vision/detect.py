@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from appliance.secure.buffers import REGISTRY, SecureBuffer, wipe_array
+from appliance.secure.buffers import REGISTRY, SecureBuffer
 from appliance.vision.anchors import FULL_RANGE, SHORT_RANGE, DetectorOptions, anchor_centres
 from appliance.vision.resample import shrink_into
 from appliance.vision.tensors import (
@@ -291,4 +291,4 @@ def letterbox(image: npt.NDArray[np.uint8], region: tuple[float, float, float],
 
 
 __all__ = ["Detections", "FaceDetector", "box_iou", "decode", "letterbox", "merge_passes",
-           "sort_faces", "tiles", "weighted_nms", "wipe_array"]
+           "sort_faces", "tiles", "weighted_nms"]

@@ -11,7 +11,7 @@ Face order (deterministic): largest box first; equal sizes left to right, then t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -47,7 +47,6 @@ class Face:
     keypoints: npt.NDArray[np.float32]
     mesh: npt.NDArray[np.float32] | None = None
     presence: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> float:
@@ -112,6 +111,8 @@ class FacePipeline:
         largest are background and not counted); then per face face_cut_off, face_too_small,
         blurry, extreme_pose and, with ``need_eyes_open``, eyes_closed.
         """
+        if faces_needed < 1:
+            raise ValueError("faces_needed must be at least 1")
         faces = self.detect(bgr, owner, mesh=need_mesh or need_eyes_open)
         faces = quality.foreground_faces(faces)
         quality.check_count(faces, faces_needed)
