@@ -220,3 +220,27 @@ def test_doctor_says_which_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     fallback = inference_backend(_cfg(tmp_path))
     assert not fallback.ok and fallback.warning and "ephemera build" in fallback.remedy
     assert "face_landmark" in fallback.detail
+
+
+@pytest.mark.needs_models
+def test_build_hook_makes_engines_for_the_booth_models(
+        tmp_path: Path, fake: FakeTensorRT, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ephemera build`'s engine step on the real manifest, TensorRT played by the fake."""
+    import shutil
+
+    from appliance.models.backend_checks import inference_backend
+    from appliance.models.build import build_tensorrt_engines
+
+    manifest = load_manifest(DEFAULT_MANIFEST)
+    source = Path(load_config(env={}).models.engines_dir) / "onnx"
+    if not all((source / f"{name}.onnx").is_file() for name in manifest.models):
+        pytest.skip("models not built (run `ephemera build`)")
+    shutil.copytree(source, tmp_path / "onnx")
+    build_tensorrt_engines(manifest, tmp_path, force=False)
+    out = capsys.readouterr().out
+    assert out.count(": built: ") == len(manifest.models), out
+    cfg = _cfg(tmp_path)
+    assert backend_kind(cfg, manifest=manifest) == "tensorrt"
+    assert inference_backend(cfg).ok
+    build_tensorrt_engines(manifest, tmp_path, force=False)
+    assert capsys.readouterr().out.count(": up to date: ") == len(manifest.models)

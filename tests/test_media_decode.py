@@ -215,7 +215,8 @@ def test_grey_with_alpha_and_palette_with_transparency() -> None:
     la[8:, :, 1] = 255
     rgb = decoded_rgb(fx.png(la, "LA"), owner())
     assert (rgb[:8] == 255).all() and (rgb[8:] == 100).all()
-    palette = Image.fromarray(fx.photo(16, 16)).convert("P", palette=Image.ADAPTIVE, colors=8)
+    palette = Image.fromarray(fx.photo(16, 16)).convert("P", palette=Image.Palette.ADAPTIVE,
+                                                        colors=8)
     palette.info["transparency"] = 0
     data = fx.pil_bytes(palette, "PNG", transparency=0)
     assert read_header(data).has_alpha

@@ -130,7 +130,6 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_session_options_disable_the_arena() -> None:
     options = session_options(3)
     assert options.enable_cpu_mem_arena is False
-    assert options.enable_mem_pattern is False
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert options.intra_op_num_threads == 3
     assert options.optimized_model_filepath == ""  # nothing written to disk
@@ -195,10 +194,12 @@ _CHILD = textwrap.dedent("""
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = True
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        total = session.run(None, {"x": x})[0]
+        for _ in range(3):
+            total = session.run(None, {"x": x})[0]
     else:
         backend = OnnxRuntimeBackend(path, sha, "canary", threads=1)
-        total = backend.run({"x": x})["total"]
+        for _ in range(3):  # later runs reuse the memory pattern planned by the first
+            total = backend.run({"x": x})["total"]
     print("ready", float(total), flush=True)
     sys.stdin.readline()
 """)

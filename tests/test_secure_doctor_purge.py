@@ -19,7 +19,7 @@ from appliance.secure.store import RamStore
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVACY_CHECKS = {"swap", "core_dumps", "store_tmpfs", "malloc_env", "memfd_secret", "memlock",
-                  "opencv_temp", "onnxruntime_arena"}
+                  "opencv_temp", "onnxruntime_arena", "init_on_free"}
 
 
 @pytest.fixture
@@ -44,6 +44,17 @@ def test_doctor_fails_a_store_on_disk(store_dir: Path, monkeypatch: pytest.Monke
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  store_tmpfs" in out and "not tmpfs or ramfs" in out and "-> set store.path" in out
+
+
+def test_init_on_free_is_read_from_the_kernel_command_line(tmp_path: Path) -> None:
+    from appliance.secure.checks import init_on_free_enabled
+
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("root=/dev/mmcblk0p1 rw init_on_free=1 quiet\n")
+    assert init_on_free_enabled(str(cmdline))
+    cmdline.write_text("root=/dev/mmcblk0p1 rw init_on_free=0 quiet\n")
+    assert not init_on_free_enabled(str(cmdline))
+    assert not init_on_free_enabled(str(tmp_path / "missing"))
 
 
 def test_malloc_env_is_a_warning_in_a_plain_shell(store_dir: Path,

@@ -108,6 +108,11 @@ def test_blobs_are_ciphertext_with_random_names_and_round_trip(store_dir: Path) 
     assert plain.owner == owner and plain.nbytes == data.nbytes
     assert bytes(plain.view()) == CANARY * 50
     assert store.usage()["bytes"] == written and store.job_ids() == [owner]
+    with pytest.raises(KeyError):
+        store.get(owner, "other-name", key)
+    files[0].unlink()  # as `ephemera purge` from another process would
+    with pytest.raises(KeyError, match="gone"):
+        store.get(owner, "result.jpg", key)
     REGISTRY.release_owner(owner)
 
 

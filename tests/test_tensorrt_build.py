@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes.fake_tensorrt import FakeTensorRT, install_fakes, parse_engine
 from model_graphs import conv_prelu_model
@@ -278,3 +279,25 @@ def test_without_tensorrt_the_onnxruntime_path_is_prepared(
     assert any("preparing the ONNX Runtime path" in line for line in lines)
     assert isinstance(results[1].error, ModelIntegrityError)
     assert not (tmp_path / "trt").exists()
+
+
+def test_validation_inputs_are_fixed_and_in_range(tmp_path: Path) -> None:
+    from appliance.models.onnxruntime_backend import OnnxRuntimeBackend
+    from appliance.models.tensorrt_build import validation_feeds
+
+    data = conv_prelu_model(size=32)  # large enough for the mosaic
+    (tmp_path / "big.onnx").write_bytes(data)
+    backend = OnnxRuntimeBackend(tmp_path / "big.onnx", hashlib.sha256(data).hexdigest(), "big",
+                                 threads=1)
+    try:
+        first, again = validation_feeds(backend, 0.0, 1.0), validation_feeds(backend, 0.0, 1.0)
+    finally:
+        backend.close()
+    assert len(first) == 2
+    for one, other in zip(first, again, strict=True):
+        for name, value in one.items():
+            np.testing.assert_array_equal(value, other[name])
+            assert value.min() >= 0.0 and value.max() <= 1.0
+    # The mosaic is smooth: neighbouring pixels differ far less than in the noise.
+    noise, mosaic = first[0]["image"], first[1]["image"]
+    assert np.abs(np.diff(mosaic, axis=-1)).mean() < 0.5 * np.abs(np.diff(noise, axis=-1)).mean()

@@ -88,7 +88,8 @@ def _open_memfd_secret() -> int:
     number = _SYS_MEMFD_SECRET.get(os.uname().machine)
     if number is None or not _memfd_secret_enabled():
         return -1
-    fd = int(_libc.syscall(ctypes.c_long(number), ctypes.c_uint(0)))
+    # O_CLOEXEC: a fork+exec in another thread must not inherit the descriptor meanwhile.
+    fd = int(_libc.syscall(ctypes.c_long(number), ctypes.c_uint(os.O_CLOEXEC)))
     return fd if fd >= 0 else -1
 
 

@@ -123,8 +123,29 @@ def onnxruntime_arena(cfg: Config) -> CheckResult:
         return CheckResult(False, f"ONNX Runtime backend not importable: {exc}",
                            "install onnxruntime (pip install -e .)")
     options = session_options(1)
-    if options.enable_cpu_mem_arena or options.enable_mem_pattern:
-        return CheckResult(False, "ONNX Runtime sessions keep an arena or memory patterns: "
-                                  "activations outlive run()", "report this as a bug")
-    return CheckResult(True, "ONNX Runtime sessions run without the CPU arena or memory "
-                             "patterns (freed activations go to the allocator's overwrite)")
+    if options.enable_cpu_mem_arena:
+        return CheckResult(False, "ONNX Runtime sessions keep the CPU arena: activations "
+                                  "outlive run()", "report this as a bug")
+    return CheckResult(True, "ONNX Runtime sessions run without the CPU arena (freed "
+                             "activations go to the allocator's overwrite)")
+
+
+def init_on_free_enabled(cmdline: str = "/proc/cmdline") -> bool:
+    """Whether the kernel clears pages when they are freed (boot parameter ``init_on_free=1``)."""
+    try:
+        words = Path(cmdline).read_text().split()
+    except OSError:
+        return False
+    return "init_on_free=1" in words
+
+
+@check("init_on_free")
+def init_on_free(cfg: Config) -> CheckResult:
+    """Without it, pages of a killed process keep their contents in free RAM until reused."""
+    if init_on_free_enabled():
+        return CheckResult(True, "the kernel clears freed pages (init_on_free=1)")
+    return CheckResult(False, "the kernel does not clear freed pages: after a crash or kill -9, "
+                              "unwiped pages (not memfd_secret ones) stay in free RAM until "
+                              "reused",
+                       "add init_on_free=1 to the kernel command line (extlinux.conf on a "
+                       "Jetson) where its small cost is acceptable", warning=True)

@@ -262,7 +262,10 @@ class RamStore:
             return len(blob)
 
     def get(self, job_id: str, name: str, key: JobKey) -> SecureBuffer:
-        """Decrypt a blob into a new secure buffer owned by ``job_id``."""
+        """Decrypt a blob into a new secure buffer owned by ``job_id``.
+
+        Raises KeyError when the job has no such blob (never stored, deleted, expired, purged).
+        """
         with self._lock:
             job = self._jobs.get(job_id)
             blob = job.blobs.get(name) if job else None
@@ -270,7 +273,10 @@ class RamStore:
                 raise KeyError(f"no blob {name!r} for this job")
             path = str(self.path / blob.filename)
             ciphertext = bytearray(blob.size)
-        fd = os.open(path, _OPEN_READ)
+        try:
+            fd = os.open(path, _OPEN_READ)
+        except FileNotFoundError:  # purged by `ephemera purge` or deleted meanwhile
+            raise KeyError(f"blob {name!r} of this job is gone (deleted or purged)") from None
         try:
             view = memoryview(ciphertext)
             got = 0
