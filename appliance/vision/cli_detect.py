@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.errors import UserFacingError
+from appliance.models.backend import BackendError
 from appliance.secure.buffers import REGISTRY
 
 SCHEMA_VERSION = 1
@@ -92,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     except UserFacingError as exc:
         print(f"ephemera detect: {exc.code}: {exc.message} {exc.remedy}".rstrip(),
               file=sys.stderr)
+        return 1
+    except BackendError as exc:  # e.g. models not built: the message says what to run
+        print(f"ephemera detect: {exc}", file=sys.stderr)
         return 1
     finally:
         REGISTRY.release_owner(owner)

@@ -5,8 +5,9 @@ Strategy (why several passes): BlazeFace short range wants a face that fills a g
 to about a tenth of its input. A group photo whose faces are 60-100 pixels wide in a 1280-pixel
 image shrinks them to 9-15 pixels in a whole-image 192 pass, below what either model finds, so:
 
-1. the image is first reduced once to a working copy whose long side is at most
-   ``WORKING_SIDE`` (a 12-megapixel photo is not run through the models at full size);
+1. the image is first reduced once to a working copy of at most ``WORKING_PIXELS`` (1280 x 960
+   for a 4:3 photo; a panorama keeps more width), so a 12-megapixel photo is not run through
+   the models at full size and faces keep the same share of pixels whatever the aspect ratio;
 2. short range on the whole working image, letterboxed (centred, black bars, never stretched),
    with an extra ``PAD_FRACTION`` margin on every side so a tight crop whose face fills the frame
    still looks like a face with some surroundings to the model;
@@ -41,9 +42,10 @@ from appliance.vision.tensors import (
     output_by_last_dim,
 )
 
-WORKING_SIDE = 1280  # long side of the copy the detectors see; finds 60-px faces at 1280 wide
+WORKING_PIXELS = 1280 * 960  # pixel budget of the copy the detectors see
 PAD_FRACTION = 0.25  # margin around the whole image for the short-range pass (tight crops)
 TILE_SIDE = 640  # full-range tile size in working pixels: 60-px face -> 18 px in the input
+MIN_INPUT_FACE = 16.0  # whole-image pass, when tiles follow: smaller faces are left to tiles
 TILE_OVERLAP = 0.25  # a face up to a quarter of a tile wide is whole in at least one tile
 CROSS_PASS_IOU = 0.3  # same as MediaPipe's min_suppression_threshold
 CROSS_PASS_CONTAINED = 0.7  # intersection over the smaller box: a face cut by a tile edge
@@ -194,7 +196,7 @@ class FaceDetector:
     def detect(self, bgr: npt.NDArray[np.uint8], owner: str) -> Detections:
         """All faces in a BGR image, in image pixels, largest first (see ``sort_faces``)."""
         height, width = bgr.shape[:2]
-        factor = min(1.0, WORKING_SIDE / max(height, width))
+        factor = min(1.0, math.sqrt(WORKING_PIXELS / (height * width)))
         work_buf: SecureBuffer | None = None
         work = bgr
         if factor < 1.0:
@@ -203,9 +205,13 @@ class FaceDetector:
                                             label="detect-working-copy")
             shrink_into(bgr, work, owner)
         try:
+            regions = tiles(work.shape[1], work.shape[0])
+            # With tiles, a face tiny in the whole-image pass is seen larger by a tile; at that
+            # size the whole-image pass mostly mistakes a whole small portrait for a face.
+            min_whole = MIN_INPUT_FACE if regions else 0.0
             passes = [self._run(SHORT_RANGE, work, _whole(work, PAD_FRACTION), owner),
-                      self._run(FULL_RANGE, work, _whole(work, 0.0), owner)]
-            for region in tiles(work.shape[1], work.shape[0]):
+                      self._run(FULL_RANGE, work, _whole(work, 0.0), owner, min_whole)]
+            for region in regions:
                 passes.append(self._run(FULL_RANGE, work, region, owner))
         finally:
             if work_buf is not None:
@@ -217,8 +223,12 @@ class FaceDetector:
         return sort_faces(merged)
 
     def _run(self, options: DetectorOptions, work: npt.NDArray[np.uint8],
-             region: tuple[float, float, float], owner: str) -> Detections:
-        """One letterboxed pass over a square region (x0, y0, side) of the working image."""
+             region: tuple[float, float, float], owner: str,
+             min_size: float = 0.0) -> Detections:
+        """One letterboxed pass over a square region (x0, y0, side) of the working image.
+
+        Detections narrower than ``min_size`` model-input pixels are dropped.
+        """
         backend = self.models.get(options.model)
         feed = ModelInput(backend, owner)
         size = input_size(feed.spec)[0]
@@ -233,6 +243,9 @@ class FaceDetector:
             raw_scores = output_by_last_dim(outputs, 1, options.num_boxes)
             found = weighted_nms(decode(raw_boxes, raw_scores, options),
                                  options.min_suppression_threshold)
+            if min_size > 0 and len(found):
+                found = found.take(np.flatnonzero(
+                    (found.boxes[:, 2] - found.boxes[:, 0]) * size >= min_size))
         finally:
             canvas_buf.release()
             feed.release()

@@ -14,8 +14,6 @@ from appliance.cli import main
 from appliance.vision.pipeline import KEYPOINT_NAMES
 from tests.vision.conftest import ASTRONAUT_FACE, iou, photo
 
-pytestmark = pytest.mark.needs_models
-
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
@@ -35,6 +33,7 @@ def _jpeg_with_orientation(image: np.ndarray, orientation: int) -> bytes:
     return raw[:2] + segment + raw[2:]
 
 
+@pytest.mark.needs_models
 def test_json_lists_boxes_scores_keypoints_and_mesh(
         face_models: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     image_path = tmp_path / "guest.png"
@@ -54,6 +53,7 @@ def test_json_lists_boxes_scores_keypoints_and_mesh(
     assert not np.array_equal(picture, photo("astronaut"))
 
 
+@pytest.mark.needs_models
 def test_plain_output_and_no_mesh_by_default(
         face_models: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     image_path = tmp_path / "guest.png"
@@ -66,6 +66,7 @@ def test_plain_output_and_no_mesh_by_default(
     assert "mesh" not in face and "presence" not in face
 
 
+@pytest.mark.needs_models
 def test_exif_orientation_is_applied_before_detection(
         face_models: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Stored sideways, as a phone held upright writes it, with orientation 6 (turn 90 degrees
@@ -80,6 +81,7 @@ def test_exif_orientation_is_applied_before_detection(
     assert iou(report["faces"][0]["box"], ASTRONAUT_FACE) > 0.6
 
 
+@pytest.mark.needs_models
 def test_a_file_that_is_not_an_image(face_models: object, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "notes.png"
@@ -88,7 +90,17 @@ def test_a_file_that_is_not_an_image(face_models: object, tmp_path: Path,
     assert "not_an_image" in capsys.readouterr().err
 
 
+@pytest.mark.needs_models
 def test_a_missing_file(face_models: object, tmp_path: Path,
                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["detect", str(tmp_path / "nothing.jpg")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_models_not_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("EPHEMERA_MODELS_ENGINES_DIR", str(tmp_path / "engines"))
+    image_path = tmp_path / "guest.png"
+    _write_png(image_path, photo("astronaut"))
+    assert main(["detect", str(image_path)]) == 1
+    assert "ephemera build" in capsys.readouterr().err

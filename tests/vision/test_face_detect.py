@@ -161,3 +161,21 @@ def test_output_is_deterministic(pipeline: FacePipeline, owner: str) -> None:
     first = [f.to_json() for f in pipeline.detect(canvas, owner)]
     second = [f.to_json() for f in pipeline.detect(canvas, owner)]
     assert first == second and len(first) == 2
+
+
+def test_wide_panorama(pipeline: FacePipeline, owner: str) -> None:
+    # 5000 x 700: letterboxed whole, the portrait is a 20-px blob the full-range model takes
+    # for a face; the working copy keeps its pixel budget and the tiles find the real face.
+    pano = np.full((700, 5000, 3), 100, np.uint8)
+    pano[100:612, 3000:3512] = photo("astronaut")
+    faces = pipeline.detect(pano, owner)
+    assert len(faces) == 1
+    assert iou(faces[0].box, moved(ASTRONAUT_FACE, 1.0, 3000, 100)) > 0.6
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (8, 8, 3), (2, 3000, 3), (3000, 2, 3)])
+def test_degenerate_sizes_find_nothing_and_do_not_fail(pipeline: FacePipeline, owner: str,
+                                                       shape: tuple[int, int, int]) -> None:
+    image = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    assert pipeline.detect(image, owner, mesh=True) == []
+    assert pipeline.segment(image, owner).shape == shape[:2]
