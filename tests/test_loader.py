@@ -244,3 +244,16 @@ def test_build_hook_makes_engines_for_the_booth_models(
     assert inference_backend(cfg).ok
     build_tensorrt_engines(manifest, tmp_path, force=False)
     assert capsys.readouterr().out.count(": up to date: ") == len(manifest.models)
+
+
+def test_missing_dla_core_builds_and_loads_the_gpu_engine(tmp_path: Path,
+                                                          fake: FakeTensorRT) -> None:
+    manifest = _setup(tmp_path)
+    fake.dla_cores = 0  # e.g. an Orin Nano: no DLA
+    lines: list[str] = []
+    results = build_engines(list(manifest.models.values()), tmp_path, dla_core=0,
+                            progress=lines.append)
+    assert [r.status for r in results] == ["built"]
+    assert any("has 0 DLA core(s): building for the GPU" in line for line in lines)
+    assert not any(".dla" in p.name for p in (tmp_path / "trt").iterdir())
+    assert backend_kind(_cfg(tmp_path, dla_core=0), MODEL, manifest) == "tensorrt"

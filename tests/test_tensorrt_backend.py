@@ -186,3 +186,15 @@ def test_without_tensorrt_the_backend_says_so(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
     with pytest.raises(TensorRTUnavailableError, match="ONNX Runtime"):
         TensorRTBackend(tmp_path / "x.engine", "0" * 64, MODEL)
+
+
+def test_refused_tensor_shape_frees_what_was_allocated(engine_file, fake,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakes.fake_tensorrt import FakeExecutionContext
+
+    from appliance.models.tensorrt_backend import TensorRTBackend
+
+    monkeypatch.setattr(FakeExecutionContext, "set_input_shape", lambda self, n, s: False)
+    with pytest.raises(BackendError, match="refused shape"):
+        TensorRTBackend(*engine_file, MODEL)
+    assert fake.cuda.allocations and all(a.freed for a in fake.cuda.allocations)

@@ -49,7 +49,8 @@ def engine_for(entry: ModelEntry, cfg: Config) -> tuple[Path, str] | None:
     """(engine file, its sha256 from the sidecar) of this model's accepted engine, or None.
 
     Looks for the key the builder would have chosen: the manifest's precision (FP32 where the
-    GPU has no fast FP16) and the configured DLA core. The engine's hash is checked by the
+    GPU has no fast FP16) and the configured DLA core (the GPU where the device has no such
+    core). The engine's hash is checked by the
     backend on the bytes it loads, so a tampered engine is refused loudly, not skipped.
     """
     try:
@@ -58,11 +59,15 @@ def engine_for(entry: ModelEntry, cfg: Config) -> tuple[Path, str] | None:
     except TensorRTUnavailableError:
         return None
     engines_dir = cfg.models.engines_dir
-    for fast_fp16 in (True, False):
-        key, _note = plan_key(entry, device, _dla_core(cfg), fast_fp16)
-        sidecar = accepted_engine(engines_dir, key, check_hash=False)
-        if sidecar is not None:
-            return key.engine_path(engines_dir), str(sidecar["engine_sha256"])
+    wanted = _dla_core(cfg)
+    # The configured DLA core first; the GPU engine the builder makes where that core is
+    # missing (or the model is FP32) next.
+    for dla_core in dict.fromkeys((wanted, None)):
+        for fast_fp16 in (True, False):
+            key, _note = plan_key(entry, device, dla_core, fast_fp16)
+            sidecar = accepted_engine(engines_dir, key, check_hash=False)
+            if sidecar is not None:
+                return key.engine_path(engines_dir), str(sidecar["engine_sha256"])
     return None
 
 

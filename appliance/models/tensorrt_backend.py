@@ -91,6 +91,9 @@ class TensorRTBackend:
                 raise BackendError(
                     f"out of GPU memory while opening the engine for {model}; close other GPU "
                     "programs or reboot the device") from None
+            except BackendError:
+                self._free()
+                raise
 
     # -- the Backend interface -------------------------------------------------------------
 

@@ -375,7 +375,13 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
                  dla_core: int | None = None, force: bool = False,
                  progress: Progress = print, workspace: int = WORKSPACE_BYTES) -> BuildResult:
     """Build (or keep) the engine of one model; raises EngineBuildError subclasses."""
-    fast_fp16 = bool(trt.Builder(make_logger(trt)).platform_has_fast_fp16)
+    probe = trt.Builder(make_logger(trt))
+    fast_fp16 = bool(probe.platform_has_fast_fp16)
+    if dla_core is not None and dla_core >= int(probe.num_DLA_cores):
+        progress(f"  {spec.name}: DLA core {dla_core} asked for, but this device has "
+                 f"{int(probe.num_DLA_cores)} DLA core(s): building for the GPU")
+        dla_core = None
+    del probe
     key, note = plan_key(spec, device, dla_core, fast_fp16)
     if note:
         progress(f"  {spec.name}: {note}")
@@ -399,9 +405,9 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
     started = time.monotonic()
     from appliance.models.onnxruntime_backend import OnnxRuntimeBackend
 
-    probe = OnnxRuntimeBackend(source, key.onnx_sha256, spec.name, threads=1)
-    shapes = {s.name: s.shape for s in probe.inputs}
-    probe.close()
+    reference = OnnxRuntimeBackend(source, key.onnx_sha256, spec.name, threads=1)
+    shapes = {s.name: s.shape for s in reference.inputs}
+    reference.close()
     cache_file = timing_cache_path(engines_dir, device)
     engine_bytes = serialize_engine(trt, key, onnx_bytes, shapes, cache_file, workspace)
     del onnx_bytes

@@ -8,7 +8,7 @@ import pytest
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import FacePipeline, draw_faces
-from tests.vision.conftest import photo
+from tests.vision.faces_support import photo
 
 pytestmark = pytest.mark.needs_models
 
