@@ -100,21 +100,31 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--runs", type=int, default=10, help="runs per engine per round")
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=2, help="runs per engine per round")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="whole measurements per model; the ratio reported is their median")
     args = ap.parse_args()
     manifest = load_manifest()
     engines = manifest.path.parent
     names = args.models or list(manifest.models)
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs visible; threads={args.threads}; "
-          f"onnxruntime {ort.__version__}; {args.rounds} rounds x {args.runs} runs")
-    print(f"{'model':22} {'LiteRT ms':>9} {'ORT booth':>9} {'ratio':>6} {'ORT arena':>9} "
-          f"{'ratio':>6}")
+          f"onnxruntime {ort.__version__}; {args.repeat} x {args.rounds} rounds x {args.runs} "
+          f"runs; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'model':22} {'LiteRT ms':>9} {'ORT booth ms':>12} {'booth/LiteRT':>18} "
+          f"{'arena/LiteRT':>18}")
     for name in names:
-        med = bench_model(manifest.models[name], engines, args.threads, args.rounds, args.runs)
-        print(f"{name:22} {med['litert']:9.2f} {med['booth']:9.2f} "
-              f"{med['booth'] / med['litert']:6.2f} {med['arena']:9.2f} "
-              f"{med['arena'] / med['litert']:6.2f}")
+        reps = [bench_model(manifest.models[name], engines, args.threads, args.rounds,
+                            args.runs) for _ in range(args.repeat)]
+
+        def ratio(key: str, reps: list[dict[str, float]] = reps) -> str:
+            values = sorted(r[key] / r["litert"] for r in reps)
+            return f"{statistics.median(values):.2f} [{values[0]:.2f}-{values[-1]:.2f}]"
+
+        litert_ms = statistics.median(r["litert"] for r in reps)
+        booth_ms = statistics.median(r["booth"] for r in reps)
+        print(f"{name:22} {litert_ms:9.2f} {booth_ms:12.2f} {ratio('booth'):>18} "
+              f"{ratio('arena'):>18}")
     return 0
 
 
