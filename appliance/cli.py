@@ -18,6 +18,8 @@ from appliance.config import ConfigError, describe, load_config
 # Modules that contribute verbs: each has ``add_verb(subparsers)``.
 VERB_MODULES: list[str] = [
     "appliance.models.build",
+    "appliance.secure.purge_cli",
+    "appliance.vision.cli_detect",
 ]
 
 DESCRIPTION = """\

@@ -154,6 +154,12 @@ def _retention_minutes(value: Any) -> int:
     return value
 
 
+def _dla_core(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 7:
+        raise ValueError("a DLA core number (0 or 1 on Jetson Orin), or -1 for the GPU only")
+    return value
+
+
 def _pin_hash(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("a PIN hash made by `ephemera admin-pin`, or empty")
@@ -219,6 +225,9 @@ class ModelsConfig:
                             "inference backend; auto picks TensorRT where it is importable")
     engines_dir: str = _setting(_text, _repo_engines_dir,
                                 "where built models and engines live")
+    dla_core: int = _setting(_dla_core, -1,
+                             "Jetson Orin DLA core (0 or 1) for TensorRT engines, with GPU "
+                             "fallback for layers DLA cannot run; -1 builds for the GPU only")
 
 
 @dataclass(frozen=True)

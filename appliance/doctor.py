@@ -26,7 +26,10 @@ CheckFn = Callable[[Config], CheckResult]
 _CHECKS: list[tuple[str, CheckFn]] = []
 
 # Modules that register checks; imported lazily so `doctor` does not pay for the whole service.
-CHECK_MODULES: list[str] = []
+CHECK_MODULES: list[str] = [
+    "appliance.secure.checks",
+    "appliance.models.backend_checks",
+]
 
 
 def check(name: str) -> Callable[[CheckFn], CheckFn]:

@@ -63,7 +63,8 @@ def test_cached_build_makes_no_network_call(tmp_path: Path, monkeypatch: pytest.
     assert main(["build", "face_detection_short"]) == 0
     out = capsys.readouterr().out
     assert "cached, sha256 ok (no download)" in out
-    assert "TensorRT not available: prepared the ONNX Runtime path" in out
+    assert "no TensorRT engines to build; preparing the ONNX Runtime path" in out
+    assert "face_detection_short: ready for ONNX Runtime (sha256 verified)" in out
     entry = MANIFEST.models["face_detection_short"]
     assert fetch.sha256_file(entry.onnx_path(tmp_path)) == entry.onnx_sha256
     # Resumable: a second run skips what is built.

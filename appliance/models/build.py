@@ -65,15 +65,28 @@ def convert_model(entry: ModelEntry, tflite_path: Path, engines_dir: Path, *,
     return out
 
 
-def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool) -> None:
-    """Hook into the TensorRT engine builder (``appliance.models.tensorrt_build``)."""
-    module = importlib.import_module("appliance.models.tensorrt_build")
-    module.build_engines(manifest, engines_dir, force=force, log=_say)
+def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool,
+                           names: list[str] | None = None, dla_core: int | None = None) -> None:
+    """Hook into the engine step (``appliance.models.tensorrt_build``): TensorRT engines where
+    TensorRT is importable, else a check that each model loads in ONNX Runtime."""
+    from appliance.models.backend import ModelIntegrityError
+    from appliance.models.tensorrt_build import EngineBuildError, build_engines
+
+    entries = [manifest.models[name] for name in (names or list(manifest.models))]
+    results = build_engines(entries, engines_dir, force=force, dla_core=dla_core, progress=_say)
+    # An engine that failed leaves its model on ONNX Runtime: worth a line, not a failed build.
+    # A model that cannot load at all, or fails its hash, fails the build.
+    fatal = [r for r in results if r.status == "failed" and (
+        isinstance(r.error, ModelIntegrityError) or not isinstance(r.error, EngineBuildError))]
+    if fatal:
+        raise ModelSupplyError(
+            "not ready: " + "; ".join(f"{r.model}: {r.detail}" for r in fatal),
+            remedy="rebuild with `ephemera build --force`")
 
 
 def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = None,
           offline: bool = False, force: bool = False, repin: bool = False,
-          only: list[str] | None = None) -> list[Path]:
+          only: list[str] | None = None, dla_core: int | None = None) -> list[Path]:
     """Build every model (or ``only`` those) of the manifest; returns the ONNX paths."""
     names = only or list(manifest.models)
     unknown = [n for n in names if n not in manifest.models]
@@ -104,10 +117,7 @@ def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = No
             _say(f"[{entry.name}] repinned onnx_sha256 = {digest} in {manifest.path}")
         _say(f"[{entry.name}] converted -> {out} (sha256 ok)")
         built.append(out)
-    if tensorrt_available():
-        build_tensorrt_engines(manifest, engines_dir, force=force)
-    else:
-        _say("TensorRT not available: prepared the ONNX Runtime path")
+    build_tensorrt_engines(manifest, engines_dir, force=force, names=names, dla_core=dla_core)
     return built
 
 
@@ -132,7 +142,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         _say(f"ephemera build: {len(manifest.models)} models from {manifest.path} into "
              f"{engines_dir}")
         build(manifest, engines_dir, from_wheel=args.from_wheel, offline=args.offline,
-              force=args.force, repin=args.repin, only=args.models or None)
+              force=args.force, repin=args.repin, only=args.models or None,
+              dla_core=cfg.models.dla_core if cfg.models.dla_core >= 0 else None)
     except ModelSupplyError as exc:
         print(f"ephemera build: {exc}", file=sys.stderr)
         if exc.remedy:

@@ -6,15 +6,18 @@ Privacy design (see the backend interface for the contract):
   allocated once and bound with IOBinding, so ONNX Runtime reads the guest's pixels from and
   writes its results straight into memory we can wipe. ``run()`` returns views of the output
   buffers; ``zeroise()`` overwrites inputs and outputs.
-* The CPU memory arena is off (``enable_cpu_mem_arena = False``) and so are memory patterns:
-  with the arena on, ONNX Runtime keeps every intermediate activation of the last run in its
-  own pool, readable long after ``run()``. With it off, intermediates are ordinary glibc
-  allocations, freed at the end of each run. Freed memory keeps its contents unless the
-  process runs under the malloc environment (``appliance.secure.malloc_env``:
-  ``MALLOC_PERTURB_`` overwrites freed chunks, tcache off so every size is overwritten,
-  ``MALLOC_MMAP_THRESHOLD_`` pins large blocks to mmap, whose pages go back to the kernel on
-  free). The service is started under that environment; ``tests/test_onnxruntime_backend.py``
-  scans a live process's memory to prove no activation survives a run.
+* The CPU memory arena is off (``enable_cpu_mem_arena = False``): with it on, ONNX Runtime
+  keeps every intermediate activation of the last run in its own pool, readable long after
+  ``run()``. With it off, intermediates are ordinary glibc allocations freed at the end of each
+  run (memory patterns stay on: the planned block is also allocated per run and freed at its
+  end; it measured 15-30 % faster than one allocation per tensor). Freed memory keeps its
+  contents unless the process runs under the malloc environment
+  (``appliance.secure.malloc_env``: ``MALLOC_PERTURB_`` overwrites freed chunks, tcache off so
+  every size is overwritten, ``MALLOC_MMAP_THRESHOLD_`` keeps large blocks on mmap, whose
+  pages go back to the kernel on free; without it glibc raises the threshold after the first
+  large free and later activations stay in the heap). The service runs under that
+  environment; ``tests/test_onnxruntime_backend.py`` scans a live process's memory to prove
+  no activation survives a run, and that the arena, when on, keeps them.
 * The model file is read once and the same bytes are hashed and loaded (no time-of-check /
   time-of-use gap); a mismatch with the manifest is refused with ``ModelIntegrityError``.
 * Nothing is written to disk: no optimised-model file, no profiling output.
@@ -69,7 +72,7 @@ def session_options(threads: int) -> ort.SessionOptions:
     """The options every session gets; a function of its own so tests can inspect them."""
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = False  # the arena would keep activations after run()
-    options.enable_mem_pattern = False  # no pre-planned block reused across runs
+    options.enable_mem_pattern = True  # one planned block per run, freed at its end
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads if threads > 0 else default_threads()

@@ -88,7 +88,8 @@ def _open_memfd_secret() -> int:
     number = _SYS_MEMFD_SECRET.get(os.uname().machine)
     if number is None or not _memfd_secret_enabled():
         return -1
-    fd = int(_libc.syscall(ctypes.c_long(number), ctypes.c_uint(0)))
+    # O_CLOEXEC: a fork+exec in another thread must not inherit the descriptor meanwhile.
+    fd = int(_libc.syscall(ctypes.c_long(number), ctypes.c_uint(os.O_CLOEXEC)))
     return fd if fd >= 0 else -1
 
 
@@ -108,6 +109,10 @@ class SecureBuffer:
         if self.kind == "anonymous":
             self.locked = _libc.mlock(ctypes.c_void_p(self.address), self.capacity) == 0
         self.released = False
+        # Re-entrant: a SIGTERM handler (main thread) may wipe everything while that same
+        # thread is half-way through releasing this buffer; other threads wait for it.
+        self._state = threading.RLock()
+        self._releasing = False
 
     @staticmethod
     def _map_memory(size: int) -> tuple[str, bool, mmap.mmap]:
@@ -151,22 +156,32 @@ class SecureBuffer:
 
     def wipe(self) -> None:
         """Overwrite the whole mapping with zeros."""
-        if not self.released:
-            explicit_bzero(self.address, self.capacity)
+        with self._state:
+            if not self.released:
+                explicit_bzero(self.address, self.capacity)
 
     def release(self) -> None:
-        """Wipe, unlock and unmap. Idempotent. Views that outlive it see zeros, never data."""
-        if self.released:
-            return
-        self.wipe()
-        if self.locked and self.kind == "anonymous":
-            _libc.munlock(ctypes.c_void_p(self.address), self.capacity)
-        self.released = True
-        del self._anchor
-        # A caller still holding a view keeps the mapping alive; it is already zeroed, and
-        # the garbage collector unmaps it when the last view goes.
-        with contextlib.suppress(BufferError):
-            self._map.close()
+        """Wipe, unlock and unmap. Idempotent and safe to call from a signal handler or from
+        two threads at once. Views that outlive it see zeros, never data."""
+        with self._state:
+            if self.released:
+                return
+            if self._releasing:
+                # Re-entered from a signal handler on this thread mid-release: the mapping is
+                # still there (``released`` is set before unmapping), so wiping is safe, and the
+                # interrupted call finishes the rest.
+                explicit_bzero(self.address, self.capacity)
+                return
+            self._releasing = True
+            explicit_bzero(self.address, self.capacity)
+            if self.locked and self.kind == "anonymous":
+                _libc.munlock(ctypes.c_void_p(self.address), self.capacity)
+            self.released = True
+            del self._anchor
+            # A caller still holding a view keeps the mapping alive; it is already zeroed, and
+            # the garbage collector unmaps it when the last view goes.
+            with contextlib.suppress(BufferError):
+                self._map.close()
         REGISTRY.forget(self)
 
     def _check_live(self) -> None:
@@ -188,7 +203,9 @@ class BufferRegistry:
     """Every live secure buffer, grouped by owner, so release can never miss one."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: the shutdown handler calls release_all() on the main thread, which may
+        # have been interrupted while holding this lock (a plain Lock would deadlock there).
+        self._lock = threading.RLock()
         self._live: dict[int, SecureBuffer] = {}
 
     def allocate(self, nbytes: int, owner: str = "", label: str = "") -> SecureBuffer:

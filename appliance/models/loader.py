@@ -1,0 +1,177 @@
+"""Open the booth's models on the right backend, once, and wipe them all in one call.
+
+Which backend (``models.backend``):
+
+* ``onnxruntime``: always ONNX Runtime on the CPU.
+* ``tensorrt``: always TensorRT; a model without an accepted engine for this device is an error
+  that says to run ``ephemera build``.
+* ``auto`` (default): per model, TensorRT only where ``tensorrt`` and ``pycuda`` import *and*
+  an accepted engine (built here, validated against ONNX Runtime, key = this ONNX file, this
+  TensorRT, this GPU) exists; otherwise ONNX Runtime. A laptop and a Jetson whose engines have
+  not been built yet therefore both work, on the CPU.
+
+The manifest is the one shipped with the code (``engines/models.toml``), never a file next to
+the writable engines: it pins every model's sha256, and each backend refuses a file whose hash
+differs (for engines, the hash recorded in the sidecar when the engine was built and validated).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from appliance.config import Config
+from appliance.models.backend import Backend, BackendError
+from appliance.models.manifest import Manifest, ModelEntry, load_manifest
+from appliance.models.onnxruntime_backend import OnnxRuntimeBackend, default_threads
+from appliance.models.tensorrt_build import accepted_engine, plan_key
+from appliance.models.tensorrt_support import (
+    TensorRTUnavailableError,
+    import_tensorrt,
+    probe_device,
+    tensorrt_importable,
+)
+
+
+def _dla_core(cfg: Config) -> int | None:
+    return cfg.models.dla_core if cfg.models.dla_core >= 0 else None
+
+
+def _entry(manifest: Manifest, name: str) -> ModelEntry:
+    try:
+        return manifest.models[name]
+    except KeyError:
+        raise BackendError(f"unknown model {name!r}; the manifest {manifest.path} has: "
+                           + ", ".join(sorted(manifest.models))) from None
+
+
+def engine_for(entry: ModelEntry, cfg: Config) -> tuple[Path, str] | None:
+    """(engine file, its sha256 from the sidecar) of this model's accepted engine, or None.
+
+    Looks for the key the builder would have chosen: the manifest's precision (FP32 where the
+    GPU has no fast FP16) and the configured DLA core (the GPU where the device has no such
+    core). The engine's hash is checked by the
+    backend on the bytes it loads, so a tampered engine is refused loudly, not skipped.
+    """
+    try:
+        trt, cuda = import_tensorrt()
+        device = probe_device(trt, cuda)
+    except TensorRTUnavailableError:
+        return None
+    engines_dir = cfg.models.engines_dir
+    wanted = _dla_core(cfg)
+    # The configured DLA core first; the GPU engine the builder makes where that core is
+    # missing (or the model is FP32) next.
+    for dla_core in dict.fromkeys((wanted, None)):
+        for fast_fp16 in (True, False):
+            key, _note = plan_key(entry, device, dla_core, fast_fp16)
+            sidecar = accepted_engine(engines_dir, key, check_hash=False)
+            if sidecar is not None:
+                return key.engine_path(engines_dir), str(sidecar["engine_sha256"])
+    return None
+
+
+def backend_kind(cfg: Config, model: str | None = None,
+                 manifest: Manifest | None = None) -> str:
+    """``"onnxruntime"`` or ``"tensorrt"``: what ``model`` runs on (with no model: what all of
+    the booth's models run on; ``"onnxruntime"`` unless every one of them has an engine)."""
+    configured = cfg.models.backend
+    if configured in ("onnxruntime", "tensorrt"):
+        return configured
+    if not tensorrt_importable():
+        return "onnxruntime"
+    manifest = manifest or load_manifest()
+    names = [model] if model is not None else list(manifest.models)
+    found = all(engine_for(_entry(manifest, name), cfg) is not None for name in names)
+    return "tensorrt" if found else "onnxruntime"
+
+
+def open_backend(name: str, cfg: Config, manifest: Manifest | None = None) -> Backend:
+    """Open one model of the manifest on the backend ``backend_kind`` picks for it."""
+    manifest = manifest or load_manifest()
+    entry = _entry(manifest, name)
+    backend: Backend
+    if backend_kind(cfg, name, manifest) == "tensorrt":
+        import_tensorrt()  # configured "tensorrt" without TensorRT: say so plainly
+        engine = engine_for(entry, cfg)
+        if engine is None:
+            raise BackendError(
+                f"models.backend = 'tensorrt' but there is no accepted TensorRT engine for "
+                f"{name} on this device (after a JetPack upgrade every engine is rebuilt); run "
+                "`ephemera build`, or set models.backend = 'auto' to use ONNX Runtime meanwhile")
+        from appliance.models.tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(engine[0], engine[1], name)
+    else:
+        backend = OnnxRuntimeBackend(entry.onnx_path(cfg.models.engines_dir), entry.onnx_sha256,
+                                     name, threads=default_threads())
+    try:
+        _check_tensors(entry, backend)
+    except BackendError:
+        backend.close()
+        raise
+    return backend
+
+
+def _check_tensors(entry: ModelEntry, backend: Backend) -> None:
+    """The pre- and post-processing trust the manifest's shapes: the model must agree."""
+    for kind, declared, actual in (("inputs", entry.inputs, backend.inputs),
+                                   ("outputs", entry.outputs, backend.outputs)):
+        want = sorted((t.name, tuple(t.shape)) for t in declared)
+        got = sorted((t.name, tuple(t.shape)) for t in actual)
+        if want != got:
+            raise BackendError(f"model {entry.name}: its {kind} {got} differ from the "
+                               f"manifest's {want}; rebuild it with `ephemera build --force`")
+
+
+class ModelSet:
+    """The booth's open models: opened on first use, shared by jobs, wiped together.
+
+    A backend owns one set of buffers, so a model must serve one job at a time (the job queue
+    guarantees that); ``get`` itself is safe to call from several threads.
+    """
+
+    def __init__(self, cfg: Config, manifest: Manifest | None = None) -> None:
+        self.cfg = cfg
+        self._manifest = manifest
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = load_manifest()
+        return self._manifest
+
+    def get(self, name: str) -> Backend:
+        with self._lock:
+            backend = self._backends.get(name)
+            if backend is None:
+                backend = open_backend(name, self.cfg, self.manifest)
+                self._backends[name] = backend
+            return backend
+
+    def kinds(self) -> dict[str, str]:
+        """Which backend each open model runs on (for the health page)."""
+        with self._lock:
+            return {name: backend.name for name, backend in self._backends.items()}
+
+    def zeroise_all(self) -> None:
+        """Overwrite every open model's inputs, outputs and activations (after each job)."""
+        with self._lock:
+            backends = list(self._backends.values())
+        for backend in backends:
+            backend.zeroise()
+
+    def close(self) -> None:
+        with self._lock:
+            backends = list(self._backends.values())
+            self._backends.clear()
+        for backend in backends:
+            backend.close()
+
+    def __enter__(self) -> ModelSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
