@@ -84,6 +84,9 @@ class Service:
         while time.monotonic() < deadline:
             status = self.get(f"/api/jobs/{job_id}", token).json()
             if status["state"] in ("done", "failed"):
+                if status.get("error", {}).get("error") == "models_unavailable":
+                    raise AssertionError("the reference models are not built (or are stale): "
+                                         "run `make models` first\n" + str(status["error"]))
                 return dict(status)
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} did not finish in {timeout} s")
