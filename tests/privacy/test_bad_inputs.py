@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -117,6 +118,12 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
 
         failed_job(service, encode(no_face(canaries[1]), ".png"), "no_face")
         failed_job(service, encode(two_faces(), ".png"), "too_many_faces")
+        small = cv2.resize(astronaut_bgr(), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+        failed_job(service, encode(small, ".png"), "face_too_small")
+        cut = np.ascontiguousarray(astronaut_bgr()[:, 205:])
+        failed_job(service, encode(cut, ".png"), "face_cut_off")
+        blurred = cv2.GaussianBlur(astronaut_bgr(), (0, 0), 2.5)
+        failed_job(service, encode(blurred, ".png"), "blurry")
 
         # A done job holds the store's one slot: the next upload finds the store full.
         good = service.upload(encode(astronaut_bgr(), ".jpg"), "image/jpeg")
