@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from appliance.secure.buffers import REGISTRY
+from appliance.secure.buffers import REGISTRY, SecureBuffer
 from appliance.vision.tensors import (
     ZERO_TO_ONE,
     ModelInput,
@@ -62,11 +62,16 @@ class RotatedRect:
 @dataclass
 class MeshResult:
     """Mesh points (468, 3) in image pixels (z: same scale as x, negative towards the camera),
-    the face-presence probability and the crop it came from."""
+    the face-presence probability and the crop it came from.
+
+    The points are a face's geometry, as identifying as its pixels: they live in a secure
+    buffer of the job (``buffer``), wiped when the job is released.
+    """
 
     points: npt.NDArray[np.float32]
     presence: float
     rect: RotatedRect
+    buffer: SecureBuffer
 
 
 def _normalize_radians(angle: float) -> float:
@@ -119,12 +124,14 @@ class FaceMesher:
             outputs = backend.run(feed.feeds())
             raw = output_by_size(outputs, NUM_LANDMARKS * 3).reshape(NUM_LANDMARKS, 3)
             logit = float(output_by_size(outputs, 1).reshape(-1)[0])
-            points = crop_to_image(raw.astype(np.float64), matrix, rect.side / size)
+            points_buf, points = REGISTRY.array((NUM_LANDMARKS, 3), np.float32, owner=owner,
+                                                label="mesh-points")
+            crop_to_image(raw, matrix, rect.side / size, points)
         finally:
             crop_buf.release()
             feed.release()
         presence = 1.0 / (1.0 + math.exp(-max(-100.0, min(100.0, logit))))
-        return MeshResult(points, presence, rect)
+        return MeshResult(points, presence, rect, points_buf)
 
     def run_refined(self, bgr: npt.NDArray[np.uint8], rect: RotatedRect, owner: str,
                     passes: int = 2) -> MeshResult:
@@ -137,21 +144,36 @@ class FaceMesher:
         best = self.run(bgr, rect, owner)
         current = best
         for _ in range(passes - 1):
-            current = self.run(bgr, rect_from_mesh(current.points), owner)
+            previous = current
+            current = self.run(bgr, rect_from_mesh(previous.points), owner)
+            if previous is not best:
+                previous.buffer.release()
             if current.presence >= best.presence:
+                if current is not best:
+                    best.buffer.release()
                 best = current
+        if current is not best:
+            current.buffer.release()
         return best
 
 
-def crop_to_image(raw: npt.NDArray[np.float64], matrix: npt.NDArray[np.float64],
-                  z_scale: float) -> npt.NDArray[np.float32]:
-    """Crop pixels (x, y, z) -> image pixels with the inverse of the crop's affine map."""
+def crop_to_image(raw: npt.NDArray[np.float32], matrix: npt.NDArray[np.float64],
+                  z_scale: float, out: npt.NDArray[np.float32]) -> None:
+    """Crop pixels (x, y, z) -> image pixels in ``out``, by the inverse of the crop's map.
+
+    Computed column by column in ``out`` (its z column as scratch), so no copy of the
+    geometry is left behind in memory nobody wipes.
+    """
     inverse = cv2.invertAffineTransform(matrix)
-    xy = raw[:, :2] @ inverse[:, :2].T + inverse[:, 2]
-    out = np.empty((raw.shape[0], 3), np.float32)
-    out[:, :2] = xy
-    out[:, 2] = raw[:, 2] * z_scale
-    return out
+    x, y, z = raw[:, 0], raw[:, 1], raw[:, 2]
+    scratch = out[:, 2]
+    for row in (0, 1):
+        column = out[:, row]
+        np.multiply(x, np.float32(inverse[row, 0]), out=column)
+        column += np.float32(inverse[row, 2])
+        np.multiply(y, np.float32(inverse[row, 1]), out=scratch)
+        column += scratch
+    np.multiply(z, np.float32(z_scale), out=out[:, 2])
 
 
 def eye_centres(points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

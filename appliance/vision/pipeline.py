@@ -3,8 +3,9 @@
 ``FacePipeline`` is the one entry point the effects and the web layer use (see CONTRACTS.md). It
 runs every model through the Backend interface (``ModelSet.get(name).run``), so the same code
 runs on ONNX Runtime and TensorRT, and it allocates every image-sized intermediate from secure
-buffers owned by the job, released before each call returns (the segmentation mask, the one
-image-sized result, stays in a buffer of the job until the job is released).
+buffers owned by the job, released before each call returns. What it returns that came from the
+guest (the segmentation mask, each face's mesh, ``draw_faces``' picture) stays in secure buffers
+of the job until the job is released (``REGISTRY.release_owner``).
 
 Face order (deterministic): largest box first; equal sizes left to right, then top to bottom.
 """
@@ -38,7 +39,8 @@ class Face:
 
     box (x0, y0, x1, y1); score from the detector; keypoints (6, 2) in MediaPipe's order
     (``KEYPOINT_NAMES``: the person's right eye first, which is on the image's left); mesh
-    (468, 3) with z in pixels (negative towards the camera) or None; presence is the mesh
+    (468, 3) with z in pixels (negative towards the camera) or None, a view of a secure buffer
+    of the job (the geometry identifies a face as well as its pixels do); presence is the mesh
     model's face probability (None without a mesh).
     """
 
@@ -101,6 +103,8 @@ class FacePipeline:
             if result.presence >= PRESENCE_THRESHOLD:
                 face.mesh, face.presence = result.points, result.presence
                 kept.append(face)
+            else:
+                result.buffer.release()
         return kept
 
     def analyse(self, bgr: npt.NDArray[np.uint8], owner: str, *, faces_needed: int,

@@ -8,17 +8,26 @@ import pytest
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import FacePipeline, draw_faces
-from tests.vision.conftest import photo
+from tests.vision.faces_support import photo
 
 pytestmark = pytest.mark.needs_models
 
 
-def test_detect_and_analyse_release_everything(pipeline: FacePipeline, owner: str) -> None:
+def test_detect_and_analyse_keep_only_the_meshes(pipeline: FacePipeline, owner: str) -> None:
     big = np.ascontiguousarray(np.tile(photo("astronaut"), (2, 3, 1)))  # 1536 x 1024: tiles
-    assert len(pipeline.detect(big, owner, mesh=True)) == 6
-    assert REGISTRY.live(owner) == []
+    assert pipeline.detect(big, owner) != []
+    assert REGISTRY.live(owner) == []  # every intermediate was released
+    faces = pipeline.detect(big, owner, mesh=True)
+    assert len(faces) == 6
+    live = REGISTRY.live(owner)
+    assert [b.label for b in live] == ["mesh-points"] * 6  # the other passes' were released
+    for face in faces:
+        assert face.mesh is not None
+        assert sum(np.shares_memory(face.mesh, b.view()) for b in live) == 1
+    REGISTRY.release_owner(owner)
+    assert all(float(np.abs(f.mesh).max()) == 0.0 for f in faces if f.mesh is not None)
     pipeline.analyse(photo("astronaut"), owner, faces_needed=1, need_eyes_open=True)
-    assert REGISTRY.live(owner) == []
+    assert [b.label for b in REGISTRY.live(owner)] == ["mesh-points"]
 
 
 def test_a_refused_photo_leaves_nothing(pipeline: FacePipeline, owner: str) -> None:
@@ -37,7 +46,7 @@ def test_draw_faces_returns_an_annotated_copy_in_a_secure_buffer(pipeline: FaceP
     assert drawn.shape == image.shape and not np.array_equal(drawn, image)
     x0, y0, x1, _y1 = (round(v) for v in faces[0].box)
     assert (drawn[y0, x0:x1] != image[y0, x0:x1]).any()  # the box's top edge
-    assert [np.shares_memory(drawn, b.view()) for b in REGISTRY.live(owner)] == [True]
+    assert sum(np.shares_memory(drawn, b.view()) for b in REGISTRY.live(owner)) == 1
 
 
 def test_zeroise_wipes_the_models_buffers(pipeline: FacePipeline, owner: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from appliance.cli import main
 from appliance.vision.pipeline import KEYPOINT_NAMES
-from tests.vision.conftest import ASTRONAUT_FACE, iou, photo
+from tests.vision.faces_support import ASTRONAUT_FACE, iou, photo
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

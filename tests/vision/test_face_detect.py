@@ -9,7 +9,7 @@ import pytest
 
 from appliance.vision.mesh import eye_centres
 from appliance.vision.pipeline import FacePipeline
-from tests.vision.conftest import (
+from tests.vision.faces_support import (
     ASTRONAUT_FACE,
     CAMERA_FACE,
     iou,

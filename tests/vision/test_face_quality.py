@@ -13,7 +13,7 @@ import pytest
 from appliance.errors import UserFacingError
 from appliance.vision import quality
 from appliance.vision.pipeline import Face, FacePipeline
-from tests.vision.conftest import photo, place
+from tests.vision.faces_support import photo, place
 
 pytestmark = pytest.mark.needs_models
 

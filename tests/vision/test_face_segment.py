@@ -9,7 +9,7 @@ import pytest
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import FacePipeline
 from appliance.vision.segment import guided_upsample
-from tests.vision.conftest import ASTRONAUT_FACE, photo
+from tests.vision.faces_support import ASTRONAUT_FACE, photo
 
 
 def test_guided_upsampling_snaps_the_mask_edge_to_the_image_edge() -> None:
