@@ -21,21 +21,29 @@ def compare(raw: bytes, x: np.ndarray, *, atol: float = 1e-5) -> np.ndarray:
     ref = next(iter(run_litert(raw, x).values()))
     session = ort.InferenceSession(serialize(convert_tflite(raw, "tiny")),
                                    providers=["CPUExecutionProvider"])
-    out = session.run(None, {session.get_inputs()[0].name: x.transpose(0, 3, 1, 2).copy()})[0]
+    feed = x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x
+    out = session.run(None, {session.get_inputs()[0].name: feed})[0]
     if output_layout(ref.shape) == "nchw":
         out = out.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(out, ref, atol=atol, rtol=0)
     return out
 
 
-def test_prelu_is_exact_for_slopes_above_one_and_negative() -> None:
-    """max(alpha*x, x) would be wrong for alpha > 1; ONNX PRelu is right for any alpha."""
-    alpha = np.asarray([2.5, -0.5, 0.3], dtype=np.float32).reshape(1, 1, 3)
+@pytest.mark.parametrize("shape", [(1, 4, 4, 3), (1, 3)])
+def test_prelu_is_exact_for_slopes_above_one_and_negative(shape: tuple[int, ...]) -> None:
+    """max(alpha*x, x) would be wrong for alpha > 1; ours is bit-exact for any alpha.
+
+    4-D inputs take the per-channel convolution form, others the elementwise form.
+    """
+    alpha = np.asarray([2.5, -0.5, 0.3], dtype=np.float32).reshape((1,) * (len(shape) - 2)
+                                                                    + (1, 3))[0]
     m = TinyModel()
-    x, a, y = m.tensor((1, 4, 4, 3)), m.tensor((1, 1, 3), data=alpha), m.tensor((1, 4, 4, 3))
+    x, a, y = m.tensor(shape), m.tensor(alpha.shape, data=alpha), m.tensor(shape)
     m.op(Op.PRELU, [x, a], [y])
     raw = m.finish([x], [y])
-    inp = np.random.default_rng(1).uniform(-2, 2, (1, 4, 4, 3)).astype(np.float32)
+    inp = np.random.default_rng(1).uniform(-2, 2, shape).astype(np.float32)
+    inp[..., 0] = -np.abs(inp[..., 0]) - 0.1  # negative inputs where the slope is 2.5
+    inp.flat[1] = 0.0
     out = compare(raw, inp, atol=0)
     expected = np.where(inp >= 0, inp, alpha * inp)
     np.testing.assert_array_equal(out, expected)

@@ -33,7 +33,7 @@ PRODUCER_VERSION = "1"
 # Every ONNX op this converter can emit; all are in TensorRT 10's supported-operator list.
 EMITTED_OPS = frozenset({
     "Conv", "ConvTranspose", "Relu", "Clip", "Tanh", "Add", "Mul", "Pad", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "ReduceMean", "PRelu", "HardSwish", "Sigmoid",
+    "AveragePool", "GlobalAveragePool", "ReduceMean", "Min", "HardSwish", "Sigmoid",
     "Reshape", "Transpose", "Concat", "Resize", "DepthToSpace",
 })
 
@@ -289,23 +289,71 @@ def _relu6(ctx: _Context, op: Operator) -> None:
 
 
 def _prelu(ctx: _Context, op: Operator) -> None:
-    """ONNX PRelu computes x if x >= 0 else slope * x: exact for every slope, also slope > 1."""
+    """PReLU, exact for every slope (PINTO's max(slope*x, x) is right only for slope <= 1).
+
+    Computed as relu(x) + slope * min(x, 0): for x >= 0 the second term is (+/-)0, for x < 0
+    the first is 0 and the second is the same single product TFLite rounds. Why not ONNX's
+    PRelu op: ONNX Runtime's CPU provider has no blocked-layout (NCHWc) kernel for it and its
+    broadcasting kernel made FaceMesh 2.5x slower. For the usual per-channel slope on an NCHW
+    activation, min(x, 0) * slope is built from two 1x1 depthwise convolutions (weights -1 and
+    -slope: -slope * relu(-x)), which ONNX Runtime runs in its blocked layout with the ReLU and
+    the final Add fused in; TensorRT runs them as ordinary convolutions.
+    """
     layout = ctx.layout(op.inputs[0])
     x = ctx.value(op.inputs[0], layout)
-    slope = _operand(ctx, op.inputs[1], layout)
-    ctx.node("PRelu", [x, slope], [ctx.produce(op.outputs[0], layout)])
+    out = op.outputs[0]
+    shape = ctx.tensor(op.inputs[0]).shape
+    alpha = ctx.tensor(op.inputs[1]).data if op.inputs[1] not in ctx.held else None
+    positive = f"t{out}_pos"
+    ctx.node("Relu", [x], [positive])
+    if layout == "nchw" and alpha is not None and alpha.size in (1, shape[3]):
+        channels = shape[3]
+        slope = np.broadcast_to(alpha.astype(np.float32).reshape(-1), (channels,))
+        flipped, flipped_relu, scaled = f"t{out}_flip", f"t{out}_flip_relu", f"t{out}_scaled"
+        ctx.node("Conv", [x, ctx.const(-np.ones((channels, 1, 1, 1), np.float32), "minus_one")],
+                 [flipped], kernel_shape=[1, 1], group=channels)
+        ctx.node("Relu", [flipped], [flipped_relu])
+        ctx.node("Conv", [flipped_relu, ctx.const((-slope).reshape(channels, 1, 1, 1),
+                                                  "minus_slope")],
+                 [scaled], kernel_shape=[1, 1], group=channels)
+    else:
+        negative, scaled = f"t{out}_neg", f"t{out}_scaled"
+        ctx.node("Min", [x, ctx.const(np.float32(0), "zero")], [negative])
+        ctx.node("Mul", [negative, _operand(ctx, op.inputs[1], layout)], [scaled])
+    ctx.node("Add", [positive, scaled], [ctx.produce(out, layout)])
 
 
 def _pad(ctx: _Context, op: Operator) -> None:
     layout = ctx.layout(op.inputs[0])
     x = ctx.value(op.inputs[0], layout)
     pads = ctx.constant(op.inputs[1], "paddings").astype(np.int64)  # [rank, 2], NHWC order
+    constant_zero = op.op == "PAD" or len(op.inputs) < 3 or not np.any(
+        ctx.constant(op.inputs[2], "pad value"))
+    if layout == "nchw" and constant_zero and not pads[:3].any():
+        _pad_channels(ctx, op, x, (int(pads[3, 0]), int(pads[3, 1])))
+        return
     if layout == "nchw":
         pads = pads[list(NHWC_TO_NCHW)]
     inputs = [x, ctx.const(np.concatenate([pads[:, 0], pads[:, 1]]), "pads")]
     if op.op == "PADV2" and len(op.inputs) > 2:
         inputs.append(ctx.const(ctx.constant(op.inputs[2], "pad value").reshape(()), "value"))
     ctx.node("Pad", inputs, [ctx.produce(op.outputs[0], layout)], mode="constant")
+
+
+def _pad_channels(ctx: _Context, op: Operator, x: str, pads: tuple[int, int]) -> None:
+    """Zero channels added as a 1x1 convolution with an identity block (BlazeFace residuals).
+
+    Exact for finite activations (each output is 1 * x + sum of 0 * x). Why: a channel Pad has
+    no kernel in ONNX Runtime's blocked (NCHWc) layout, and one such Pad made every later op
+    of FaceMesh and BlazeFace reorder in and out of it; a convolution stays blocked, and the
+    residual Add that follows fuses into it.
+    """
+    channels = ctx.tensor(op.inputs[0]).shape[3]
+    total = channels + pads[0] + pads[1]
+    weights = np.zeros((total, channels, 1, 1), dtype=np.float32)
+    weights[pads[0] + np.arange(channels), np.arange(channels), 0, 0] = 1.0
+    ctx.node("Conv", [x, ctx.const(weights, "channel_pad")], [ctx.produce(op.outputs[0], "nchw")],
+             kernel_shape=[1, 1])
 
 
 def _pool(onnx_op: str) -> Callable[[_Context, Operator], None]:
