@@ -8,6 +8,7 @@ import pytest
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import FacePipeline, draw_faces
+from appliance.vision.tensors import ZERO_TO_ONE, ModelInput
 from tests.vision.faces_support import photo
 
 pytestmark = pytest.mark.needs_models
@@ -58,3 +59,15 @@ def test_zeroise_wipes_the_models_buffers(pipeline: FacePipeline, owner: str) ->
             getter = getattr(backend, "input_buffer", None)
             if callable(getter):
                 assert float(np.abs(getter(spec.name)).max()) == 0.0
+
+
+def test_preprocessing_writes_straight_into_the_backend_input(face_models: object) -> None:
+    backend = face_models.get("face_landmark")  # type: ignore[attr-defined]
+    feed = ModelInput(backend, "feed-test")
+    assert np.shares_memory(feed.array, backend.input_buffer(backend.inputs[0].name))
+    assert REGISTRY.live("feed-test") == []  # no copy of the pixels was allocated
+    pixels = np.zeros((192, 192, 3), np.uint8)
+    pixels[..., 2] = 255  # pure red in BGR
+    feed.fill(pixels, ZERO_TO_ONE)
+    assert feed.array.shape == (1, 3, 192, 192)  # NCHW, RGB order, [0, 1]
+    assert float(feed.array[0, 0].min()) == 1.0 and float(feed.array[0, 1:].max()) == 0.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from appliance.models.backend import TensorSpec
+from appliance.secure.buffers import REGISTRY
 from appliance.vision.anchors import FULL_RANGE, SHORT_RANGE, anchor_centres
 from appliance.vision.detect import (
     TILE_SIDE,
@@ -16,6 +18,7 @@ from appliance.vision.detect import (
     tiles,
     weighted_nms,
 )
+from appliance.vision.tensors import MINUS_ONE_TO_ONE, ModelInput
 
 
 def test_anchor_counts_match_the_models_outputs() -> None:
@@ -111,3 +114,24 @@ def test_letterbox_centres_the_image_without_stretching() -> None:
     letterbox(image, (0.0, -25.0, 100.0), canvas)  # the centred square around a 2:1 image
     assert (canvas[:32] == 0).all() and (canvas[96:] == 0).all()  # black bars, old data gone
     assert (canvas[33:95] == 200).all()
+
+
+class _NhwcLayout:
+    """Only a tensor layout (no runtime): an NHWC input, as TFLite-style engines take."""
+
+    def __init__(self) -> None:
+        self.model = "layout-only"
+        self.inputs = [TensorSpec("x", (1, 4, 4, 3), np.dtype(np.float32))]
+
+
+def test_the_layout_adapter_writes_nhwc_too() -> None:
+    feed = ModelInput(_NhwcLayout(), "layout-test")  # type: ignore[arg-type]
+    try:
+        pixels = np.zeros((4, 4, 3), np.uint8)
+        pixels[..., 0] = 255  # pure blue in BGR
+        feed.fill(pixels, MINUS_ONE_TO_ONE)
+        assert np.allclose(feed.array[0, :, :, 2], 1.0)  # blue is the last RGB channel
+        assert np.allclose(feed.array[0, :, :, :2], -1.0)
+    finally:
+        feed.release()
+    assert REGISTRY.live("layout-test") == []
