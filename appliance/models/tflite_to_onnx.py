@@ -258,8 +258,7 @@ def _transpose_conv_bias(ctx: _Context, op: Operator) -> None:
         raise ctx.fail(f"unsupported Convolution2DTransposeBias padding {padding}")
     out = ctx.produce(op.outputs[0], "nchw")
     ctx.node("ConvTranspose", [x, ctx.const(w.transpose(3, 0, 1, 2), "w"), ctx.const(bias, "b")],
-             [out], kernel_shape=[kh, kw], strides=[stride_h, stride_w], pads=pads,
-             output_shape=[oh, ow])
+             [out], kernel_shape=[kh, kw], strides=[stride_h, stride_w], pads=pads)
 
 
 def _binary(onnx_op: str) -> Callable[[_Context, Operator], None]:
