@@ -126,6 +126,9 @@ def serve(cfg: Config) -> int:
     # before anything loads it (the variable is read once, at its initialisation).
     os.environ[ORT_TELEMETRY_OFF[0]] = ORT_TELEMETRY_OFF[1]
     reexec_with_malloc_env()  # returns only when the settings are already in place
+    # Audit events and job failures go to stderr (the journal on a device); never image data.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     prepare_process(cfg)
     EphemeraServer(cfg, gunicorn_options(cfg)).run()
     return 0
