@@ -77,7 +77,12 @@ def scan(pids: Iterable[int], patterns: Mapping[str, bytes]) -> ScanResult:
     longest = max(len(p) for p in patterns.values())
     for pid in pids:
         result.pids.append(pid)
-        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        try:
+            fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        except PermissionError:
+            raise AssertionError(
+                f"cannot read /proc/{pid}/mem: the service makes itself non-dumpable, so the "
+                "memory scan needs root (CAP_SYS_PTRACE); run the privacy tests as root") from None
         try:
             for start, end in _regions(pid):
                 result.regions += 1
