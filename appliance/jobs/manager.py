@@ -147,7 +147,11 @@ class JobManager:
                 session = Session(new_job_id(), capability)
                 self._sessions[session.id] = session
             job.session_id = session.id
-            job.key = JobKey.generate(owner=job.id)
+            try:
+                job.key = JobKey.generate(owner=job.id)
+            except BaseException:
+                self.store.delete_job(job.id)  # no registered job without a key
+                raise
             self._jobs[job.id] = job
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
