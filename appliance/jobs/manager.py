@@ -212,10 +212,20 @@ class JobManager:
         audit("job_failed", job_id=job.id, reason=error.code)
         self._wipe_data(job)
 
-    def fail_received(self, job: Job, error: UserFacingError) -> None:
-        """The upload itself was bad: release the job entirely; the caller raises ``error``."""
+    def fail_received(self, job: Job, error: UserFacingError, *,
+                      new_session: bool = False) -> None:
+        """The upload itself was bad: release the job entirely; the caller raises ``error``.
+
+        ``new_session``: the session was made for this request and its token never reached
+        the client, so it goes too.
+        """
         audit("request_refused", job_id=job.id, reason=error.code)
         self.release_job(job.id, "refused")
+        if new_session:
+            with self._lock:
+                session = self._sessions.get(job.session_id)
+                if session is not None and not session.job_ids:
+                    del self._sessions[job.session_id]
 
     # -- access -----------------------------------------------------------------------------
 

@@ -83,11 +83,12 @@ def create_job() -> Any:
         job.set_progress("decoding", 0.05)
         runner.receive(job, upload)
     except UserFacingError as exc:
-        manager.fail_received(job, exc)
+        manager.fail_received(job, exc, new_session=new_token is not None)
         raise
     except Exception:
         manager.fail_received(job, UserFacingError("internal_error", "upload failed",
-                                                   status=500))
+                                                   status=500),
+                              new_session=new_token is not None)
         raise
     manager.enqueue(job, runner.work)
     body: dict[str, Any] = {

@@ -96,3 +96,4 @@ def test_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Flask) ->
     assert client.put("/api/jobs").status_code == 405
     assert app.extensions["ephemera.store"].job_ids() == []
     assert app.extensions["ephemera.jobs"].stats()["jobs"] == 0
+    assert app.extensions["ephemera.jobs"].stats()["sessions"] == 0  # no orphan sessions
