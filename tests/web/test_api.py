@@ -63,6 +63,14 @@ def test_upload_status_result_delete(client: FlaskClient, app: Flask) -> None:
         time.sleep(0.1)
     assert status["state"] == "done", status
     assert status["result"]["faces"] == 1
+    # The models' input and output buffers held this guest's pixels during the run; they are
+    # zeroised as soon as the run ends, not only when the job is released.
+    models = app.extensions["ephemera.models"]
+    assert models.kinds(), "the job should have opened the models"
+    for name in models.kinds():
+        backend = models.get(name)
+        for spec in backend.inputs:
+            assert not backend.input_buffer(spec.name).any(), name
     result = client.get(body["result_url"], headers=auth)
     assert result.status_code == 200 and result.data[:3] == b"\xff\xd8\xff"
     assert result.headers["Cache-Control"] == "no-store"
