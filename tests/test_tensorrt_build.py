@@ -301,3 +301,26 @@ def test_validation_inputs_are_fixed_and_in_range(tmp_path: Path) -> None:
     # The mosaic is smooth: neighbouring pixels differ far less than in the noise.
     noise, mosaic = first[0]["image"], first[1]["image"]
     assert np.abs(np.diff(mosaic, axis=-1)).mean() < 0.5 * np.abs(np.diff(noise, axis=-1)).mean()
+
+
+def test_tolerance_allows_few_edge_values_but_not_many_or_wild_ones() -> None:
+    from appliance.models.tensorrt_build import compare_outputs
+
+    reference = {"mask": np.linspace(0, 1, 10_000, dtype=np.float32)}  # bound 0.02, cap 0.2
+    edge = reference["mask"].copy()
+    edge[:50] += 0.05  # 0.5 % of pixels on a sigmoid edge
+    result = compare_outputs("m", "fp16", reference, {"mask": edge})
+    assert result["passed"] and result["max_abs_diff"] == pytest.approx(0.05, abs=1e-6)
+    assert result["p99_abs_diff"] < 1e-6
+    many = reference["mask"].copy()
+    many[:300] += 0.05  # 3 %: the bulk disagrees
+    with pytest.raises(EngineValidationError, match="99th percentile"):
+        compare_outputs("m", "fp16", reference, {"mask": many})
+    wild = reference["mask"].copy()
+    wild[7] = 0.9  # one value far off
+    with pytest.raises(EngineValidationError):
+        compare_outputs("m", "fp16", reference, {"mask": wild})
+    broken = reference["mask"].copy()
+    broken[3] = np.nan
+    with pytest.raises(EngineValidationError):
+        compare_outputs("m", "fp16", reference, {"mask": broken})

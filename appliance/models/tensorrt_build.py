@@ -47,8 +47,13 @@ Progress = Callable[[str], None]
 WORKSPACE_BYTES = 512 << 20  # plenty for these models; small enough for an 8 GB Orin Nano
 VALIDATION_SEED = 20240607
 SIDECAR_FORMAT = 1
-# |engine - onnxruntime| <= atol + rtol * max|onnxruntime|, per output.
+# Per output, with bound = atol + rtol * max|onnxruntime|: the 99th percentile of
+# |engine - onnxruntime| must be within the bound, and every element within OUTLIER_FACTOR times
+# it. A percentile, because a probability map (the selfie segmenter) has a few pixels on its
+# sigmoid's steep edge where FP16 moves the value by several hundredths while the bulk agrees
+# to a thousandth (bench/fp16_margin.py); the outlier cap still rejects garbage.
 TOLERANCES = {"fp16": (1e-2, 1e-2), "fp32": (1e-4, 1e-4)}
+OUTLIER_FACTOR = 10.0
 
 
 class EngineBuildError(BackendError):
@@ -220,9 +225,10 @@ def validation_feeds(backend: Backend, low: float = -1.0, high: float = 1.0,
 
 def compare_outputs(model: str, precision: str, reference: dict[str, npt.NDArray[Any]],
                     candidate: dict[str, npt.NDArray[Any]]) -> dict[str, Any]:
-    """Per-output max |diff|; raises EngineValidationError beyond the tolerance."""
+    """Per-output differences; raises EngineValidationError beyond the tolerance."""
     atol, rtol = TOLERANCES[precision]
-    diffs: dict[str, float] = {}
+    maxima: dict[str, float] = {}
+    p99s: dict[str, float] = {}
     for name, ref in reference.items():
         if name not in candidate:
             raise EngineValidationError(
@@ -234,20 +240,25 @@ def compare_outputs(model: str, precision: str, reference: dict[str, npt.NDArray
             raise EngineValidationError(
                 f"{model}: engine output {name!r} has shape {got.shape}, ONNX Runtime's has "
                 f"{want.shape}", "rebuild with `ephemera build --force`")
-        diff = float(np.max(np.abs(got - want))) if want.size else 0.0
-        if not np.isfinite(diff):
-            diff = float("inf")
-        diffs[name] = diff
-        limit = atol + rtol * (float(np.max(np.abs(want))) if want.size else 0.0)
-        if diff > limit:
+        diff = np.abs(got - want)
+        diff[~np.isfinite(diff)] = np.inf
+        worst = float(diff.max()) if diff.size else 0.0
+        p99 = float(np.percentile(diff, 99)) if diff.size else 0.0
+        maxima[name], p99s[name] = worst, p99
+        bound = atol + rtol * (float(np.max(np.abs(want))) if want.size else 0.0)
+        if p99 > bound or worst > OUTLIER_FACTOR * bound:
             raise EngineValidationError(
                 f"{model}: the {precision.upper()} engine's output {name!r} differs from ONNX "
-                f"Runtime by up to {diff:.3g} on the validation inputs (allowed {limit:.3g}); "
-                "the engine was not accepted and the model will run on ONNX Runtime",
+                f"Runtime by up to {worst:.3g} (99th percentile {p99:.3g}) on the validation "
+                f"inputs; allowed {bound:.3g} at the 99th percentile and "
+                f"{OUTLIER_FACTOR * bound:.3g} for any value. The engine was not accepted and "
+                "the model will run on ONNX Runtime",
                 "set the model's precision to fp32 in engines/models.toml and rebuild, or "
                 "report the model")
-    return {"passed": True, "max_abs_diff": max(diffs.values(), default=0.0),
-            "per_output": diffs, "atol": atol, "rtol": rtol, "seed": VALIDATION_SEED}
+    return {"passed": True, "max_abs_diff": max(maxima.values(), default=0.0),
+            "p99_abs_diff": max(p99s.values(), default=0.0), "per_output_max": maxima,
+            "atol": atol, "rtol": rtol, "outlier_factor": OUTLIER_FACTOR,
+            "seed": VALIDATION_SEED}
 
 
 def validate_engine(key: EngineKey, engine_file: Path, engine_sha256: str,

@@ -2,24 +2,62 @@
 
 Why a factory: tests, the gunicorn server and the CLI each build an app from one validated
 ``Config`` with no module-level state, so two apps (kiosk and LAN) never share anything by
-accident.
+accident. The factory wires the job machinery (RAM store, models, face pipeline, job manager)
+into ``app.extensions`` and maps every ``UserFacingError`` to a JSON answer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
 from appliance.config import Config
+from appliance.errors import UserFacingError
+
+# The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
+# (smaller) itself, before reading. Needed too for request.stream.readinto under gunicorn.
+MAX_CONTENT_LENGTH = 40 << 20
 
 
-def create_app(cfg: Config) -> Flask:
+def error_response(error: UserFacingError) -> Any:
+    response = jsonify(error.to_json())
+    response.status_code = error.status
+    response.headers["Cache-Control"] = "no-store"
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    if request.method == "POST":
+        # The body may be unread (refused on its headers): close rather than drain it.
+        response.headers["Connection"] = "close"
+    return response
+
+
+def _install_jobs(app: Flask, cfg: Config) -> None:
+    from appliance.jobs.faces import FaceJobRunner
+    from appliance.jobs.manager import JobManager
+    from appliance.models.loader import ModelSet
+    from appliance.secure.store import RamStore
+    from appliance.vision.pipeline import FacePipeline
+    from appliance.web.api import api
+
+    store = RamStore.from_config(cfg)
+    models = ModelSet(cfg)
+    app.extensions["ephemera.store"] = store
+    app.extensions["ephemera.models"] = models
+    app.extensions["ephemera.jobs"] = JobManager(cfg, store, models)
+    app.extensions["ephemera.work"] = FaceJobRunner(FacePipeline(models), store)
+    app.register_blueprint(api)
+
+
+def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
+    """Build the app; ``jobs=False`` serves the pages only (no store, no models)."""
     app = Flask(__name__)
     app.config["EPHEMERA"] = cfg
-    # Needed for request.stream.readinto under gunicorn, and a first bound on upload size.
-    app.config["MAX_CONTENT_LENGTH"] = 40 << 20
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    if jobs:
+        _install_jobs(app, cfg)
 
     @app.get("/")
     def kiosk() -> str:
@@ -29,8 +67,27 @@ def create_app(cfg: Config) -> Flask:
     def healthz() -> Any:
         return jsonify(status="ok", version=__version__, mode=cfg.mode)
 
-    @app.errorhandler(404)
-    def not_found(_error: Exception) -> Any:
-        return jsonify(error="not_found", message="There is nothing at this address."), 404
+    @app.errorhandler(UserFacingError)
+    def user_facing(error: UserFacingError) -> Any:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "too_many_bytes"}.get(error.code or 500, "bad_request")
+        messages = {"not_found": "There is nothing at this address.",
+                    "too_many_bytes": "The upload is too large."}
+        return error_response(UserFacingError(
+            code, messages.get(code, error.description or code), status=error.code or 400))
 
     return app
+
+
+def shutdown_app(app: Flask) -> None:
+    """Release every job and close the models: the worker's exit path (SIGTERM included)."""
+    manager = app.extensions.get("ephemera.jobs")
+    if manager is not None:
+        manager.close()
+    models = app.extensions.get("ephemera.models")
+    if models is not None:
+        models.close()

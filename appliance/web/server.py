@@ -1,18 +1,32 @@
-"""Run the Flask app under gunicorn.
+"""Run the Flask app under gunicorn, hardened, with the job machinery in the worker.
 
 Why gunicorn (and never waitress or the Werkzeug dev server): gunicorn does not spool request
-bodies to temporary files and speaks TLS itself. One worker process owns the models and the
-RAM store's keys; threads serve concurrent requests.
+bodies to temporary files and speaks TLS itself. One worker process owns the models, the job
+keys and the secure buffers; threads serve concurrent requests (the jobs themselves run one at a
+time on the job manager's worker thread).
+
+Start-up order (``serve``): re-exec with the malloc environment if it is missing (freed memory
+must be overwritten, see PRIVACY_ENGINEERING.md), the OS checks (strict mode refuses swap and
+core dumps), ``harden_process`` (not dumpable, no core), then the RAM store's sweep of anything a
+crashed run left behind. The worker releases every job when it exits.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from appliance.config import Config
-from appliance.web.app import create_app
+from appliance.web.app import create_app, shutdown_app
+
+log = logging.getLogger("ephemera.server")
+# Settings only newer gunicorn versions have (they turn features off, so absence is fine).
+OPTIONAL_SETTINGS = ("control_socket_disable",)
+ORT_TELEMETRY_OFF = ("ORT_DISABLE_TELEMETRY", "1")
 
 
 class EphemeraServer(BaseApplication):
@@ -25,10 +39,34 @@ class EphemeraServer(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
+            if key in OPTIONAL_SETTINGS and key not in self.cfg.settings:
+                continue  # an older gunicorn without this feature: nothing to turn off
             self.cfg.set(key, value)
 
     def load(self) -> Any:
         return create_app(self.cfg_ephemera)
+
+
+def _post_worker_init(worker: Any) -> None:
+    """Chain the shutdown wipe in front of gunicorn's own SIGTERM/SIGINT handlers.
+
+    gunicorn installs its handlers before loading the app; ours, installed after, first
+    releases every job (store blobs, keys) and every secure buffer, then hands over to them.
+    """
+    from appliance.secure.shutdown import install_shutdown_wipe
+
+    manager = worker.wsgi.extensions.get("ephemera.jobs")
+    install_shutdown_wipe(*([manager.release_all] if manager is not None else []))
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """Release every job and wipe every secure buffer as the worker goes (SIGTERM, reload)."""
+    from appliance.secure.buffers import REGISTRY
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        shutdown_app(app)
+    REGISTRY.release_all()
 
 
 def gunicorn_options(cfg: Config) -> dict[str, Any]:
@@ -37,14 +75,60 @@ def gunicorn_options(cfg: Config) -> dict[str, Any]:
         "workers": 1,
         "threads": 4,
         "worker_class": "gthread",
-        "accesslog": None,
+        "accesslog": None,  # an access log would record tokens in URLs (?download=...)
         "errorlog": "-",
         "loglevel": "info",
         "timeout": 120,
         "graceful_timeout": 10,
+        # Request bodies are never spooled by gunicorn; its worker heartbeat file is, by
+        # default, in the system temp dir: keep it on tmpfs with the store.
+        "worker_tmp_dir": "/dev/shm",
+        "post_worker_init": _post_worker_init,
+        "worker_exit": _worker_exit,
+        # gunicorn >= 25.1 opens a control socket under $HOME/.gunicorn (persistent storage)
+        # by default; the booth has no use for it.
+        "control_socket_disable": True,
     }
 
 
+def _warn_missing_models(cfg: Config) -> None:
+    """Say at start-up, not at the first guest's job, that the models are not built."""
+    from appliance.models.manifest import load_manifest
+
+    missing = [name for name, entry in load_manifest().models.items()
+               if not entry.onnx_path(cfg.models.engines_dir).is_file()]
+    if missing:
+        print(f"ephemera: the models {', '.join(sorted(missing))} are not built in "
+              f"{cfg.models.engines_dir}; every job will fail until you run `ephemera build` "
+              "(or `make models`)", file=sys.stderr)
+
+
+def prepare_process(cfg: Config) -> int:
+    """Everything before gunicorn starts; returns how many leftover blobs the sweep removed."""
+    from appliance.secure.oscheck import harden_process, startup_checks
+    from appliance.secure.store import RamStore
+
+    startup_checks(cfg)
+    harden_process()
+    _warn_missing_models(cfg)
+    swept = int(RamStore.from_config(cfg).sweep_leftovers())
+    if swept:
+        print(f"ephemera: removed {swept} leftover item(s) of an earlier run from the RAM store",
+              file=sys.stderr)
+    return swept
+
+
 def serve(cfg: Config) -> int:
+    from appliance.secure.malloc_env import reexec_with_malloc_env
+
+    # ONNX Runtime >= 1.29 on Linux keeps a telemetry cache (SQLite, a device id) under
+    # ~/.cache and uploads it: persistent storage and an outbound connection. Off, always,
+    # before anything loads it (the variable is read once, at its initialisation).
+    os.environ[ORT_TELEMETRY_OFF[0]] = ORT_TELEMETRY_OFF[1]
+    reexec_with_malloc_env()  # returns only when the settings are already in place
+    # Audit events and job failures go to stderr (the journal on a device); never image data.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    prepare_process(cfg)
     EphemeraServer(cfg, gunicorn_options(cfg)).run()
     return 0

@@ -77,7 +77,12 @@ def scan(pids: Iterable[int], patterns: Mapping[str, bytes]) -> ScanResult:
     longest = max(len(p) for p in patterns.values())
     for pid in pids:
         result.pids.append(pid)
-        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        try:
+            fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        except PermissionError:
+            raise AssertionError(
+                f"cannot read /proc/{pid}/mem: the service makes itself non-dumpable, so the "
+                "memory scan needs root (CAP_SYS_PTRACE); run the privacy tests as root") from None
         try:
             for start, end in _regions(pid):
                 result.regions += 1
@@ -129,9 +134,11 @@ class Canary:
         for index, row in enumerate(self.row_slices()):
             patterns[f"rgb#{index}"] = row.tobytes()
             patterns[f"bgr#{index}"] = row[:, ::-1].tobytes()
+            # Exactly the models' pre-processing (appliance/vision/tensors.py): in float32,
+            # pixel * scale + offset; [-1, 1] for BlazeFace, [0, 1] for the mesh and segmenter.
             as_float = row.astype(np.float32)
-            norms = {"f32_01": as_float / np.float32(255.0),
-                     "f32_11": as_float / np.float32(127.5) - np.float32(1.0)}
+            norms = {"f32_01": as_float * np.float32(1.0 / 255.0) + np.float32(0.0),
+                     "f32_11": as_float * np.float32(2.0 / 255.0) + np.float32(-1.0)}
             for norm, values in norms.items():
                 values = values.astype(np.float32)
                 patterns[f"{norm}_hwc_rgb#{index}"] = values.tobytes()

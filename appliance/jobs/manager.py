@@ -1,0 +1,356 @@
+"""The job manager: sessions, the queue, the one worker, retention and release.
+
+Why one worker thread: the models (and on a Jetson the GPU's activation memory) are used by one
+job at a time, so a job's intermediate tensors never mix with another's and ``zeroise_all()``
+after a run cannot pull memory out from under a concurrent run. Requests only decode and queue.
+
+Why release is the centre: every way a job ends (owner deletes it, retention expires, it fails,
+the service shuts down) goes through ``release_job``, which wipes the job's secure buffers, the
+models' buffers, the encrypted blobs in the RAM store and the job's key, in that order, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from appliance.audit import audit
+from appliance.config import Config
+from appliance.errors import UserFacingError
+from appliance.jobs.job import Job, JobState, new_job_id
+from appliance.jobs.tokens import CapabilityToken, Session
+from appliance.secure.buffers import REGISTRY
+from appliance.secure.crypto import JobKey
+
+log = logging.getLogger("ephemera.jobs")
+
+JobWork = Callable[[Job], None]
+DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
+SWEEP_INTERVAL_S = 1.0
+FIRST_RUN_ESTIMATE_S = 5.0
+
+
+class Store(Protocol):
+    """What the manager needs of appliance.secure.store.RamStore."""
+
+    def register_job(self, job_id: str, *, created: float | None = None,
+                     expires_at: float | None = None) -> float: ...
+
+    def delete_job(self, job_id: str) -> Any: ...
+
+
+class Models(Protocol):
+    """What the manager needs of appliance.models.loader.ModelSet."""
+
+    def zeroise_all(self) -> Any: ...
+
+
+def _not_found() -> UserFacingError:
+    # The same answer for "no such job" and "not your job": a token holder learns nothing
+    # about jobs that are not theirs.
+    return UserFacingError("job_not_found", "There is no such job for this session. It may "
+                           "have expired or been deleted.", status=404,
+                           remedy="Start again with a new photo.")
+
+
+def _token_invalid() -> UserFacingError:
+    return UserFacingError("token_invalid", "This session or download link is not valid any "
+                           "more: it expired, was used already, or never existed.", status=403,
+                           remedy="Start again at the booth or scan a new QR code.")
+
+
+class JobManager:
+    """Owns every job of the service process. Thread-safe; one instance per worker process."""
+
+    def __init__(self, cfg: Config, store: Store, models: Models, *,
+                 clock: Callable[[], float] = time.time,
+                 sweep_interval_s: float | None = SWEEP_INTERVAL_S) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.models = models
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._models_lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._sessions: dict[str, Session] = {}
+        self._work: dict[str, JobWork] = {}
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._run_seconds = FIRST_RUN_ESTIMATE_S
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work_loop, name="ephemera-jobs",
+                                        daemon=True)
+        self._worker.start()
+        if sweep_interval_s is not None:  # None: the caller sweeps (tests drive the clock)
+            threading.Thread(target=self._sweep_loop, args=(sweep_interval_s,),
+                             name="ephemera-retention", daemon=True).start()
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _find_session(self, token: str, now: float) -> Session | None:
+        found = None
+        for session in self._sessions.values():  # compare against all: constant-time per token
+            if session.token.matches(token, now):
+                found = session
+        return found
+
+    # -- creating and running jobs ------------------------------------------------------------
+
+    def retention_seconds(self, minutes: int | None) -> int:
+        """The requested retention, or the default, never above the hard cap."""
+        cap = self.cfg.retention.hard_cap_minutes
+        if minutes is None:
+            minutes = self.cfg.retention.default_minutes
+        if minutes < 1 or minutes > cap:
+            raise UserFacingError("bad_retention", f"Retention must be 1 to {cap} minutes.",
+                                  status=400, remedy=f"Pick a value from 1 to {cap}.")
+        return minutes * 60
+
+    def create_job(self, token: str | None, kind: str, *,
+                   retention_minutes: int | None = None,
+                   params: dict[str, Any] | None = None) -> tuple[Job, str | None]:
+        """Admit a job and give it a fresh key; returns (job, new session token or None).
+
+        ``token`` adds the job to that session (403 when it is not valid); without one, a new
+        session is made, but only once the queue and the store have room, so a refused
+        request leaves no session behind. Audited: job_created and consent_given.
+        """
+        keep_s = self.retention_seconds(retention_minutes)
+        now = self.clock()
+        with self._lock:
+            session = self._find_session(token, now) if token else None
+            if token and session is None:
+                raise _token_invalid()
+            waiting = sum(1 for j in self._jobs.values()
+                          if j.state in (JobState.QUEUED, JobState.RUNNING))
+            if waiting >= self.cfg.queue.depth:
+                retry = max(1, round(self._run_seconds * waiting))
+                audit("request_refused", reason="queue_full")
+                raise UserFacingError("queue_full", "The booth is busy with other guests' "
+                                      "photos.", status=429, retry_after_s=retry,
+                                      remedy=f"Try again in about {retry} seconds.")
+            job = Job(id=new_job_id(), session_id="", kind=kind, created_at=now,
+                      expires_at=now + keep_s, params=dict(params or {}))
+            try:  # the store counts jobs against its max_jobs and clamps to the hard cap
+                job.expires_at = self.store.register_job(job.id, created=now,
+                                                         expires_at=job.expires_at)
+            except UserFacingError as exc:
+                audit("request_refused", reason=exc.code)
+                raise
+            secret = None
+            if session is None:
+                secret, capability = CapabilityToken.issue(
+                    now + self.cfg.retention.default_minutes * 60)
+                session = Session(new_job_id(), capability)
+                self._sessions[session.id] = session
+            job.session_id = session.id
+            try:
+                job.key = JobKey.generate(owner=job.id)
+            except BaseException:
+                self.store.delete_job(job.id)  # no registered job without a key
+                raise
+            self._jobs[job.id] = job
+            session.job_ids.add(job.id)
+            session.extend_to(job.expires_at)
+        audit("job_created", job_id=job.id, kind=kind, retention_s=keep_s)
+        audit("consent_given", job_id=job.id, attestation="adults-consenting")
+        return job, secret
+
+    def enqueue(self, job: Job, work: JobWork) -> None:
+        """Hand a received job to the worker; jobs run one at a time in arrival order."""
+        with self._lock:
+            self._work[job.id] = work
+        job.set_progress("queued", 0.0)
+        self._queue.put(job.id)
+
+    def _work_loop(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            with self._lock:
+                job = self._jobs.get(job_id)
+                work = self._work.pop(job_id, None)
+            if job is None or work is None:
+                continue
+            with job.lock:
+                if job.state is not JobState.QUEUED or job.release_requested:
+                    continue
+                job.move_to(JobState.RUNNING)
+            self._run(job, work)
+            if job.release_requested:
+                self.release_job(job.id, job.release_requested)
+
+    def _run(self, job: Job, work: JobWork) -> None:
+        started = time.monotonic()
+        with self._models_lock:
+            try:
+                work(job)
+                job.set_progress("done", 1.0)
+                job.move_to(JobState.DONE)
+            except UserFacingError as exc:
+                self._fail(job, exc)
+            except Exception as exc:  # never image data in a log: the type and the job id only
+                log.error("job %s failed: %s", job.id, type(exc).__name__)
+                self._fail(job, UserFacingError(
+                    "internal_error", "Something went wrong while making your picture.",
+                    status=500, remedy="Try again; if it keeps happening, tell the operator."))
+            finally:
+                self._zeroise_models()
+        elapsed = time.monotonic() - started
+        self._run_seconds = 0.7 * self._run_seconds + 0.3 * elapsed
+
+    def _fail(self, job: Job, error: UserFacingError) -> None:
+        """A failed job keeps only its error: its image data is wiped at once."""
+        with job.lock:
+            job.error = error
+            job.stage = "failed"
+            job.move_to(JobState.FAILED)
+        audit("job_failed", job_id=job.id, reason=error.code)
+        self._wipe_data(job)
+
+    def fail_received(self, job: Job, error: UserFacingError, *,
+                      new_session: bool = False) -> None:
+        """The upload itself was bad: release the job entirely; the caller raises ``error``.
+
+        ``new_session``: the session was made for this request and its token never reached
+        the client, so it goes too.
+        """
+        audit("request_refused", job_id=job.id, reason=error.code)
+        self.release_job(job.id, "refused")
+        if new_session:
+            with self._lock:
+                session = self._sessions.get(job.session_id)
+                if session is not None and not session.job_ids:
+                    del self._sessions[job.session_id]
+
+    # -- access -----------------------------------------------------------------------------
+
+    def job_for_session(self, job_id: str, token: str | None) -> Job:
+        """The job if ``token`` is its session's token; 401/403/404 otherwise."""
+        if not token:
+            raise UserFacingError("token_required", "This needs the session token.",
+                                  status=401, remedy="Send it as 'Authorization: Bearer "
+                                  "<session_token>'.")
+        now = self.clock()
+        with self._lock:
+            session = self._find_session(token, now)
+            if session is None:
+                raise _token_invalid()
+            job = self._jobs.get(job_id)
+            if job is None or job.session_id != session.id or job.state is JobState.RELEASED:
+                raise _not_found()
+            return job
+
+    def job_for_download(self, job_id: str, token: str) -> Job:
+        """Spend a one-time download token of this job; 403 whatever is wrong with it."""
+        now = self.clock()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            candidates = job.download_tokens if job is not None else []
+            if not any(t.redeem(token, now) for t in candidates) or job is None:
+                raise _token_invalid()
+            return job
+
+    def issue_download_token(self, job: Job) -> tuple[str, int]:
+        """A one-time token for this job's result (the kiosk's QR code)."""
+        now = self.clock()
+        expires = min(job.expires_at, now + DOWNLOAD_TOKEN_TTL_S)
+        secret, capability = CapabilityToken.issue(expires, single_use=True)
+        with job.lock:
+            job.download_tokens = [t for t in job.download_tokens
+                                   if not t.used and t.expires_at > now]
+            job.download_tokens.append(capability)
+        return secret, max(0, int(expires - now))
+
+    # -- release ----------------------------------------------------------------------------
+
+    def release_job(self, job_id: str, reason: str = "deleted") -> bool:
+        """Wipe everything of one job. Idempotent; a running job is released when it stops."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            with job.lock:
+                if job.state is JobState.RELEASED:
+                    return False
+                if job.state is JobState.RUNNING:
+                    job.release_requested = job.release_requested or reason
+                    return True
+                job.state = JobState.RELEASED  # from any other state: release always wins
+                job.stage = "released"
+            self._jobs.pop(job_id, None)
+            self._work.pop(job_id, None)
+            session = self._sessions.get(job.session_id)
+            if session is not None:
+                session.job_ids.discard(job_id)
+        self._wipe_data(job)
+        with self._models_lock:
+            self._zeroise_models()
+        job.download_tokens.clear()
+        event = {"expired": "job_expired"}.get(reason, "job_deleted")
+        audit(event, job_id=job_id, reason=reason)
+        return True
+
+    def _wipe_data(self, job: Job) -> None:
+        """Buffers, stored blobs and the key of one job; each step runs even if one fails."""
+        job.images.clear()
+        REGISTRY.release_owner(job.id)
+        try:
+            self.store.delete_job(job.id)
+        except Exception as exc:
+            log.error("job %s: store delete failed: %s", job.id, type(exc).__name__)
+        key, job.key = job.key, None
+        if key is not None:
+            key.release()
+
+    def _zeroise_models(self) -> None:
+        try:
+            self.models.zeroise_all()
+        except Exception as exc:
+            log.error("zeroising the models failed: %s", type(exc).__name__)
+
+    def release_all(self, reason: str = "shutdown") -> int:
+        """Release every job (shutdown, purge); returns how many were released."""
+        with self._lock:
+            ids = list(self._jobs)
+        return sum(1 for job_id in ids if self.release_job(job_id, reason))
+
+    def sweep_expired(self) -> int:
+        """Release jobs past their retention and forget dead sessions; returns jobs released."""
+        now = self.clock()
+        with self._lock:
+            expired = [j.id for j in self._jobs.values() if j.expires_at <= now]
+            for session_id, session in list(self._sessions.items()):
+                if not session.job_ids and session.token.expires_at <= now:
+                    del self._sessions[session_id]
+        return sum(1 for job_id in expired if self.release_job(job_id, "expired"))
+
+    def _sweep_loop(self, interval_s: float) -> None:
+        while not self._stopping.wait(interval_s):
+            try:
+                self.sweep_expired()
+            except Exception as exc:
+                log.error("retention sweep failed: %s", type(exc).__name__)
+
+    # -- health and shutdown ------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for health pages and tests: never contents, never tokens."""
+        with self._lock:
+            states: dict[str, int] = {}
+            for job in self._jobs.values():
+                states[job.state.value] = states.get(job.state.value, 0) + 1
+            return {"jobs": len(self._jobs), "states": states, "sessions": len(self._sessions),
+                    "queue_depth": self.cfg.queue.depth}
+
+    def close(self) -> None:
+        """Stop the threads and release everything (the worker finishes its current job)."""
+        self._stopping.set()
+        self._queue.put(None)
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30)
+        self.release_all("shutdown")

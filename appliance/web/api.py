@@ -1,0 +1,168 @@
+"""The job API: the small HTTP surface the kiosk and phone screens are built on.
+
+    POST   /api/jobs                       upload a photo (raw body) and start a job -> 202
+    GET    /api/jobs/<id>                  state, progress, result facts (session token)
+    GET    /api/jobs/<id>/result           the result image (session or one-time download token)
+    POST   /api/jobs/<id>/download-token   a one-time token for the result (the QR code)
+    DELETE /api/jobs/<id>                  delete now: everything of the job is wiped
+
+Every error is a ``UserFacingError`` rendered as JSON by the app factory. Uploads are read with
+``request.stream.readinto`` into a secure buffer (see ``appliance.web.upload``); this module never
+touches ``request.data``, ``request.files`` or ``request.get_data()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from appliance.errors import UserFacingError
+from appliance.jobs.job import Job, JobState
+from appliance.jobs.manager import JobManager
+from appliance.web.delivery import SecureBody
+from appliance.web.upload import check_upload_headers, read_body
+
+CONSENT_HEADER = "X-Ephemera-Consent"
+CONSENT_VALUE = "adults-consenting"
+JOB_KINDS = ("faces",)
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _manager() -> JobManager:
+    manager: JobManager = current_app.extensions["ephemera.jobs"]
+    return manager
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise UserFacingError(f"bad_{name}", f"'{name}' must be a whole number from {low} to "
+                              f"{high}.", status=400, remedy=f"Send {name}={low}..{high}.")
+    return int(raw)
+
+
+def _require_consent() -> None:
+    given = request.headers.get(CONSENT_HEADER) or request.args.get("consent")
+    if given != CONSENT_VALUE:
+        raise UserFacingError(
+            "consent_required", "Everyone in the photo must agree, and must be an adult.",
+            status=400, remedy=f"Confirm consent: send '{CONSENT_HEADER}: {CONSENT_VALUE}' "
+                               f"(or ?consent={CONSENT_VALUE}) with the photo.")
+
+
+@api.post("/jobs")
+def create_job() -> Any:
+    """Consent, session, headers and queue are checked before a byte of the body is read."""
+    manager = _manager()
+    _require_consent()
+    kind = request.args.get("kind", "faces")
+    if kind not in JOB_KINDS:
+        raise UserFacingError("unknown_kind", f"There is no job kind {kind!r}.", status=400,
+                              remedy="Use one of: " + ", ".join(JOB_KINDS) + ".")
+    faces = _int_arg("faces", 1, 1, 2)
+    retention = _int_arg("retention_minutes", None, 1, manager.cfg.retention.hard_cap_minutes)
+    runner = current_app.extensions["ephemera.work"]
+    length = check_upload_headers(request, runner.max_upload_bytes)
+    job, new_token = manager.create_job(_bearer(), kind, retention_minutes=retention,
+                                        params={"faces": faces})
+    try:
+        job.set_progress("receiving", 0.0)
+        upload = read_body(request, length, owner=job.id)
+        job.set_progress("decoding", 0.05)
+        runner.receive(job, upload)
+    except UserFacingError as exc:
+        manager.fail_received(job, exc, new_session=new_token is not None)
+        raise
+    except Exception:
+        manager.fail_received(job, UserFacingError("internal_error", "upload failed",
+                                                   status=500),
+                              new_session=new_token is not None)
+        raise
+    manager.enqueue(job, runner.work)
+    body: dict[str, Any] = {
+        "job_id": job.id,
+        "state": job.state.value,
+        "status_url": url_for("api.job_status", job_id=job.id),
+        "result_url": url_for("api.job_result", job_id=job.id),
+        "expires_at": round(job.expires_at, 3),
+    }
+    if new_token is not None:
+        body["session_token"] = new_token
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Location"] = body["status_url"]
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api.get("/jobs/<job_id>")
+def job_status(job_id: str) -> Any:
+    job = _manager().job_for_session(job_id, _bearer())
+    response = jsonify(job.status())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _result_job(job_id: str) -> Job:
+    download = request.args.get("download")
+    if download:
+        return _manager().job_for_download(job_id, download)
+    return _manager().job_for_session(job_id, _bearer())
+
+
+@api.get("/jobs/<job_id>/result")
+def job_result(job_id: str) -> Any:
+    """Decrypt into a secure buffer and stream it; the buffer is wiped when the response ends."""
+    job = _result_job(job_id)
+    store = current_app.extensions["ephemera.store"]
+    with job.lock:
+        if job.state is JobState.FAILED and job.error is not None:
+            raise job.error
+        if job.state is not JobState.DONE or job.result is None:
+            raise UserFacingError("not_ready", "The picture is not ready yet.", status=409,
+                                  retry_after_s=1, remedy="Poll the job's status_url until "
+                                  "its state is 'done'.")
+        plaintext = store.get(job.id, job.result.name, job.key)
+        content_type = job.result.content_type
+    body = SecureBody(plaintext)
+    response = Response(body, status=200, mimetype=content_type, direct_passthrough=True)
+    response.headers["Content-Length"] = str(len(body))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Disposition"] = "inline; filename=\"ephemera-result\""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@api.post("/jobs/<job_id>/download-token")
+def download_token(job_id: str) -> Any:
+    manager = _manager()
+    job = manager.job_for_session(job_id, _bearer())
+    token, expires_in = manager.issue_download_token(job)
+    response = jsonify({
+        "download_token": token,
+        "download_url": url_for("api.job_result", job_id=job.id, download=token),
+        "expires_in_s": expires_in,
+        "single_use": True,
+    })
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Any:
+    manager = _manager()
+    job = manager.job_for_session(job_id, _bearer())
+    manager.release_job(job.id, "deleted")
+    return jsonify({"job_id": job.id, "deleted": True})

@@ -1,0 +1,58 @@
+"""P2 after a crash: kill -9 in the middle of a job; what is left is ciphertext, nothing of the
+earlier run can be read after a restart, and the start-up sweep removes it."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import service as svc
+from tests.helpers.images import astronaut_bgr, encode, twelve_megapixels
+
+pytestmark = [pytest.mark.slow, pytest.mark.needs_models]
+
+
+def entropy_bits_per_byte(data: bytes) -> float:
+    counts = Counter(data)
+    return -sum(n / len(data) * math.log2(n / len(data)) for n in counts.values())
+
+
+def test_kill_9_leaves_only_ciphertext_and_the_restart_sweeps_it(tmp_path: Path) -> None:
+    service = svc.start(tmp_path)
+    store = service.store
+    try:
+        first = service.upload(encode(astronaut_bgr(), ".jpg"), "image/jpeg")
+        job, token = first.json()["job_id"], first.json()["session_token"]
+        assert service.wait_for_job(job, token)["state"] == "done"
+        result = service.get(f"/api/jobs/{job}/result", token).body
+        grant = service.request("POST", f"/api/jobs/{job}/download-token",
+                                headers={"Authorization": f"Bearer {token}"}).json()
+        # A second, big job is queued or running when the whole service is killed.
+        second = service.upload(encode(twelve_megapixels(), ".jpg"), "image/jpeg", token=token)
+        assert second.status == 202
+    finally:
+        svc.stop(service, hard=True)
+
+    leftovers = [p for p in store.rglob("*") if p.is_file()]
+    assert leftovers, "the done job's encrypted result should still be in tmpfs after kill -9"
+    for path in leftovers:
+        blob = path.read_bytes()
+        assert b"\xff\xd8\xff" not in blob[:64] and b"JFIF" not in blob
+        assert entropy_bits_per_byte(blob) > 7.9
+        windows = [result[i:i + 32] for i in range(0, len(result) - 32, len(result) // 16)]
+        assert not any(w in blob for w in windows), "plaintext result found in the store"
+
+    restarted = svc.start(tmp_path, store=store)
+    try:
+        assert [p for p in store.rglob("*") if p.is_file()] == []
+        assert "leftover" in restarted.output()
+        status = restarted.get(f"/api/jobs/{job}", token)
+        assert status.status == 403 and status.json()["error"] == "token_invalid"
+        assert restarted.get(grant["download_url"]).status == 403
+        assert restarted.get(f"/api/jobs/{job}/result", token).status == 403
+    finally:
+        svc.stop(restarted)
+        svc.remove_store(store)

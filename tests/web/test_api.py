@@ -1,0 +1,99 @@
+"""The job API in-process (Flask's test client): the upload path never touches Werkzeug's
+buffering (request.data / files / get_data / form parsing), errors are JSON, results are not
+cacheable. The end-to-end proofs through gunicorn are in tests/privacy/."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, Request
+from flask.testing import FlaskClient
+
+from appliance.config import load_config
+from appliance.web.app import create_app, shutdown_app
+from tests.helpers.images import astronaut_bgr, encode
+
+CONSENT = {"X-Ephemera-Consent": "adults-consenting"}
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    def forbidden(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the upload path must read request.stream only")
+
+    for name in ("get_data", "_load_form_data", "_get_file_stream"):
+        monkeypatch.setattr(Request, name, forbidden)
+    store = Path("/dev/shm") / f"ephemera-api-{secrets.token_hex(6)}"
+    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(store / "store")})
+    app = create_app(cfg)
+    yield app
+    shutdown_app(app)
+    shutil.rmtree(store, ignore_errors=True)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def test_max_content_length_is_set(app: Flask) -> None:
+    assert app.config["MAX_CONTENT_LENGTH"] >= app.extensions["ephemera.work"].max_upload_bytes
+
+
+@pytest.mark.needs_models
+def test_upload_status_result_delete(client: FlaskClient, app: Flask) -> None:
+    reply = client.post("/api/jobs", data=encode(astronaut_bgr(), ".jpg"),
+                        headers={**CONSENT, "Content-Type": "image/jpeg"})
+    assert reply.status_code == 202, reply.json
+    body = reply.json
+    assert body is not None
+    auth = {"Authorization": f"Bearer {body['session_token']}"}
+    assert reply.headers["Location"] == body["status_url"]
+    for _ in range(600):
+        status = client.get(body["status_url"], headers=auth).json
+        assert status is not None
+        if status["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert status["state"] == "done", status
+    assert status["result"]["faces"] == 1
+    result = client.get(body["result_url"], headers=auth)
+    assert result.status_code == 200 and result.data[:3] == b"\xff\xd8\xff"
+    assert result.headers["Cache-Control"] == "no-store"
+    assert int(result.headers["Content-Length"]) == len(result.data)
+    grant = client.post(f"/api/jobs/{body['job_id']}/download-token", headers=auth).json
+    assert grant is not None and grant["single_use"] is True
+    assert client.get(grant["download_url"]).status_code == 200
+    again = client.get(grant["download_url"])
+    assert again.status_code == 403 and again.json == {
+        "error": "token_invalid", "message": again.json["message"],
+        "remedy": again.json["remedy"]}
+    assert client.delete(f"/api/jobs/{body['job_id']}", headers=auth).json == {
+        "job_id": body["job_id"], "deleted": True}
+    assert client.get(body["status_url"], headers=auth).status_code == 404
+    assert app.extensions["ephemera.store"].job_ids() == []
+
+
+def test_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Flask) -> None:
+    cases = [
+        ({"Content-Type": "image/jpeg"}, b"x" * 10, 400, "consent_required"),
+        ({**CONSENT, "Content-Type": "multipart/form-data; boundary=x"}, b"--x--", 415,
+         "unsupported_format"),
+        ({**CONSENT, "Content-Type": "image/png"}, None, 411, "length_required"),
+        ({**CONSENT, "Content-Type": "image/png"}, b"not a png at all", 415, "not_an_image"),
+    ]
+    for headers, data, status, code in cases:
+        reply = client.post("/api/jobs", data=data, headers=headers)
+        assert (reply.status_code, (reply.json or {}).get("error")) == (status, code)
+        assert reply.headers["Cache-Control"] == "no-store"
+    assert client.get("/api/nothing").json["error"] == "not_found"  # type: ignore[index]
+    assert client.put("/api/jobs").status_code == 405
+    assert app.extensions["ephemera.store"].job_ids() == []
+    assert app.extensions["ephemera.jobs"].stats()["jobs"] == 0
+    assert app.extensions["ephemera.jobs"].stats()["sessions"] == 0  # no orphan sessions
