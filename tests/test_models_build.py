@@ -14,7 +14,7 @@ from appliance.cli import main
 from appliance.models import fetch
 from appliance.models.errors import FetchError, HashMismatchError, ManifestError
 from appliance.models.manifest import DEFAULT_MANIFEST, load_manifest
-from tests.models_support import wheel_path
+from tests.models_support import built, wheel_path
 
 REPO = DEFAULT_MANIFEST.parent.parent
 MANIFEST = load_manifest()
@@ -166,3 +166,21 @@ def test_list_shows_model_source_hash_backend_and_state(
         row = next(line for line in lines if line.startswith(entry.name + " "))
         assert entry.source.member in row and entry.onnx_sha256[:16] in row
         assert "onnxruntime" in row and row.endswith("not built")
+
+
+def test_doctor_reports_unbuilt_and_tampered_models_with_the_fix(tmp_path: Path) -> None:
+    from appliance.config import load_config
+    from appliance.models.model_checks import models_built
+
+    cfg = load_config(env={"EPHEMERA_MODELS_ENGINES_DIR": str(tmp_path)})
+    result = models_built(cfg)
+    assert not result.ok and "face_landmark: not built" in result.detail
+    assert "ephemera build" in result.remedy
+    for entry in MANIFEST.models.values():
+        entry.onnx_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built(entry)[1], entry.onnx_path(tmp_path))
+    assert models_built(cfg).ok
+    with MANIFEST.models["selfie_segmentation"].onnx_path(tmp_path).open("ab") as f:
+        f.write(b"\0")
+    result = models_built(cfg)
+    assert not result.ok and "selfie_segmentation: MISMATCH" in result.detail
