@@ -132,24 +132,21 @@ def test_tampered_member_is_refused(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_pip_download_uses_platform_flags_and_reports_no_network(tmp_path: Path) -> None:
+def test_pip_download_uses_platform_flags_and_reports_no_network(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cmd = fetch.pip_download_command(SOURCE, tmp_path)
     for flag in ("--no-deps", "--only-binary=:all:", "--platform", "--python-version",
                  "--implementation"):
         assert flag in cmd
-    env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_CONFIG_FILE": os.devnull,
-           "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with pytest.raises(FetchError, match="could not download") as err:
-            fetch.ensure_wheel(SOURCE, tmp_path / "cache", log=lambda _: None)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    # The real pip, pointed at an index that refuses connections, with no other source.
+    for name in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    with pytest.raises(FetchError, match="could not download") as err:
+        fetch.ensure_wheel(SOURCE, tmp_path / "cache", log=lambda _: None)
     assert "--from-wheel" in err.value.remedy
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []
 
