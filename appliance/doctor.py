@@ -29,6 +29,7 @@ _CHECKS: list[tuple[str, CheckFn]] = []
 CHECK_MODULES: list[str] = [
     "appliance.secure.checks",
     "appliance.models.backend_checks",
+    "appliance.models.model_checks",
 ]
 
 

@@ -3,12 +3,14 @@
 
 Both run in the same process, with the same thread count, on the same input, interleaved in
 rounds so background load on a shared machine hits both alike. Reported as a ratio
-(ONNX Runtime / LiteRT: below 1.0 means ONNX Runtime is faster). Two ONNX Runtime variants:
+(ONNX Runtime / LiteRT: below 1.0 means ONNX Runtime is faster). Three ONNX Runtime variants:
 
 * ``booth``: the service's own backend (appliance.models.onnxruntime_backend: secure I/O
   buffers, memory arena off so no activation outlives a run, no thread spinning);
 * ``arena``: the same session options but with ONNX Runtime's memory arena on (its default),
-  which LiteRT also has: the cost of the privacy choice, shown separately.
+  which LiteRT also has: the cost of the privacy choice, shown separately;
+* ``defaults``: arena on and worker threads allowed to spin between ops (ONNX Runtime's
+  defaults; XNNPACK's thread pool spins too): the like-for-like comparison with LiteRT.
 
 Usage: python bench/models.py [--threads 2] [--rounds 30] [--runs 10] [MODEL ...]
 Needs the built models (`make models`) and the dev extra (ai-edge-litert).
@@ -83,9 +85,16 @@ def bench_model(entry: ModelEntry, engines: Path, threads: int, rounds: int,
     options.enable_cpu_mem_arena = True
     options.enable_mem_pattern = True
     arena = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()  # ONNX Runtime's defaults, same threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    defaults = ort.InferenceSession(str(onnx_path), options,
+                                    providers=["CPUExecutionProvider"])
     engines_fn: dict[str, Callable[[], object]] = {
         "litert": litert, "booth": lambda: booth.run(feeds),
-        "arena": lambda: arena.run(None, feeds)}
+        "arena": lambda: arena.run(None, feeds),
+        "defaults": lambda: defaults.run(None, feeds)}
     samples: dict[str, list[float]] = {k: [] for k in engines_fn}
     for fn in engines_fn.values():
         timed(fn, 10)  # warm-up
@@ -112,7 +121,7 @@ def main() -> int:
           f"onnxruntime {ort.__version__}; {args.repeat} x {args.rounds} rounds x {args.runs} "
           f"runs; load average {os.getloadavg()[0]:.1f}")
     print(f"{'model':22} {'LiteRT ms':>9} {'ORT booth ms':>12} {'booth/LiteRT':>18} "
-          f"{'arena/LiteRT':>18}")
+          f"{'arena/LiteRT':>18} {'defaults/LiteRT':>18}")
     for name in names:
         reps = [bench_model(manifest.models[name], engines, args.threads, args.rounds,
                             args.runs) for _ in range(args.repeat)]
@@ -124,7 +133,7 @@ def main() -> int:
         litert_ms = statistics.median(r["litert"] for r in reps)
         booth_ms = statistics.median(r["booth"] for r in reps)
         print(f"{name:22} {litert_ms:9.2f} {booth_ms:12.2f} {ratio('booth'):>18} "
-              f"{ratio('arena'):>18}")
+              f"{ratio('arena'):>18} {ratio('defaults'):>18}")
     return 0
 
 

