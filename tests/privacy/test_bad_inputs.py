@@ -5,6 +5,7 @@ those bad uploads carried."""
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,14 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
                                           "Content-Length": str(len(canary_png)),
                                           **svc.CONSENT}, canary_png[:1000], keep_open=True)
         assert held is not None
-        busy = service.upload(canary_png)
-        for _ in range(50):
-            if busy.status == 429:
-                break
-            busy = service.upload(canary_png)  # the held request may not be admitted yet
+        # The held upload is admitted (and blocks reading its body) before this one is sent,
+        # or this one gets in first: retry briefly rather than race.
+        sent = 0
+        busy = svc.Reply(0, {}, b"")
+        while busy.status != 429 and sent < 50:
+            time.sleep(0.1)
+            busy = service.upload(b"GIF89a-never-read", "image/png")  # refused before its body
+            sent += 1
         body = expect(busy, 429, "queue_full")
         assert body["retry_after_s"] >= 1 and busy.headers["retry-after"]
         held.close()  # an upload that stops early: refused and released
