@@ -36,17 +36,18 @@ def test_kill_9_leaves_only_ciphertext_and_the_restart_sweeps_it(tmp_path: Path)
     finally:
         svc.stop(service, hard=True)
 
-    leftovers = [p for p in store.rglob("*") if p.is_file()]
-    assert leftovers, "the done job's encrypted result should still be in tmpfs after kill -9"
-    for path in leftovers:
-        blob = path.read_bytes()
-        assert b"\xff\xd8\xff" not in blob[:64] and b"JFIF" not in blob
-        assert entropy_bits_per_byte(blob) > 7.9
-        windows = [result[i:i + 32] for i in range(0, len(result) - 32, len(result) // 16)]
-        assert not any(w in blob for w in windows), "plaintext result found in the store"
-
-    restarted = svc.start(tmp_path, store=store)
+    restarted = None
     try:
+        leftovers = [p for p in store.rglob("*") if p.is_file()]
+        assert leftovers, "the done job's encrypted result should still be in tmpfs after kill -9"
+        for path in leftovers:
+            blob = path.read_bytes()
+            assert b"\xff\xd8\xff" not in blob[:64] and b"JFIF" not in blob
+            assert entropy_bits_per_byte(blob) > 7.9
+            windows = [result[i:i + 32] for i in range(0, len(result) - 32, len(result) // 16)]
+            assert not any(w in blob for w in windows), "plaintext result found in the store"
+
+        restarted = svc.start(tmp_path, store=store)
         assert [p for p in store.rglob("*") if p.is_file()] == []
         assert "leftover" in restarted.output()
         status = restarted.get(f"/api/jobs/{job}", token)
@@ -54,5 +55,6 @@ def test_kill_9_leaves_only_ciphertext_and_the_restart_sweeps_it(tmp_path: Path)
         assert restarted.get(grant["download_url"]).status == 403
         assert restarted.get(f"/api/jobs/{job}/result", token).status == 403
     finally:
-        svc.stop(restarted)
+        if restarted is not None:
+            svc.stop(restarted)
         svc.remove_store(store)

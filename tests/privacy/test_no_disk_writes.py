@@ -69,8 +69,9 @@ def test_full_flow_writes_nothing_outside_the_ram_store(tmp_path: Path) -> None:
                                    headers=bearer(token)).status == 200
     finally:
         svc.stop(service)  # SIGTERM: the graceful path, the worker releases the rest
-    assert service.store_files() == []
-    svc.remove_store(service.store)
+        leftovers = service.store_files()
+        svc.remove_store(service.store)
+    assert leftovers == []
 
     trace = parse(log)
     store_root = str(service.store.parent) + "/"
