@@ -30,6 +30,13 @@ JOB_KINDS = ("faces",)
 api = Blueprint("api", __name__, url_prefix="/api")
 
 
+@api.after_request
+def _never_cached(response: Response) -> Response:
+    """Tokens, job states and results: nothing from this API may sit in a browser's cache."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _manager() -> JobManager:
     manager: JobManager = current_app.extensions["ephemera.jobs"]
     return manager
@@ -103,16 +110,12 @@ def create_job() -> Any:
     response = jsonify(body)
     response.status_code = 202
     response.headers["Location"] = body["status_url"]
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @api.get("/jobs/<job_id>")
 def job_status(job_id: str) -> Any:
-    job = _manager().job_for_session(job_id, _bearer())
-    response = jsonify(job.status())
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify(_manager().job_for_session(job_id, _bearer()).status())
 
 
 def _result_job(job_id: str) -> Job:
@@ -139,7 +142,6 @@ def job_result(job_id: str) -> Any:
     body = SecureBody(plaintext)
     response = Response(body, status=200, mimetype=content_type, direct_passthrough=True)
     response.headers["Content-Length"] = str(len(body))
-    response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Disposition"] = "inline; filename=\"ephemera-result\""
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -150,14 +152,12 @@ def download_token(job_id: str) -> Any:
     manager = _manager()
     job = manager.job_for_session(job_id, _bearer())
     token, expires_in = manager.issue_download_token(job)
-    response = jsonify({
+    return jsonify({
         "download_token": token,
         "download_url": url_for("api.job_result", job_id=job.id, download=token),
         "expires_in_s": expires_in,
         "single_use": True,
     })
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @api.delete("/jobs/<job_id>")

@@ -82,8 +82,11 @@ def test_upload_status_result_delete(client: FlaskClient, app: Flask) -> None:
     assert again.status_code == 403 and again.json == {
         "error": "token_invalid", "message": again.json["message"],
         "remedy": again.json["remedy"]}
-    assert client.delete(f"/api/jobs/{body['job_id']}", headers=auth).json == {
-        "job_id": body["job_id"], "deleted": True}
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert client.get(body["status_url"], headers=auth).headers["Cache-Control"] == "no-store"
+    deleted = client.delete(f"/api/jobs/{body['job_id']}", headers=auth)
+    assert deleted.json == {"job_id": body["job_id"], "deleted": True}
+    assert deleted.headers["Cache-Control"] == "no-store"
     assert client.get(body["status_url"], headers=auth).status_code == 404
     assert app.extensions["ephemera.store"].job_ids() == []
 
