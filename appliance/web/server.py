@@ -125,6 +125,9 @@ def serve(cfg: Config) -> int:
     # ~/.cache and uploads it: persistent storage and an outbound connection. Off, always,
     # before anything loads it (the variable is read once, at its initialisation).
     os.environ[ORT_TELEMETRY_OFF[0]] = ORT_TELEMETRY_OFF[1]
+    # Nor does the booth write bytecode caches next to its code on the device's flash.
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    sys.dont_write_bytecode = True
     reexec_with_malloc_env()  # returns only when the settings are already in place
     # Audit events and job failures go to stderr (the journal on a device); never image data.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
