@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -59,8 +60,9 @@ def _free_port() -> int:
 
 def test_serve_runs_gunicorn_on_loopback_only(tmp_path: Path) -> None:
     port = _free_port()
+    store_root = Path(f"/dev/shm/ephemera-test-{port}")
     env = {**os.environ, "EPHEMERA_KIOSK_PORT": str(port),
-           "EPHEMERA_STORE_PATH": f"/dev/shm/ephemera-test-{port}/store",
+           "EPHEMERA_STORE_PATH": str(store_root / "store"),
            "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "serve"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -87,4 +89,5 @@ def test_serve_runs_gunicorn_on_loopback_only(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             output = proc.communicate()[0]
+        shutil.rmtree(store_root, ignore_errors=True)
     assert "gunicorn" in output.lower() or "Listening at" in output

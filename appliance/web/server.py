@@ -26,7 +26,6 @@ from appliance.web.app import create_app, shutdown_app
 log = logging.getLogger("ephemera.server")
 # Settings only newer gunicorn versions have (they turn features off, so absence is fine).
 OPTIONAL_SETTINGS = ("control_socket_disable",)
-ORT_TELEMETRY_OFF = ("ORT_DISABLE_TELEMETRY", "1")
 
 
 class EphemeraServer(BaseApplication):
@@ -121,10 +120,7 @@ def prepare_process(cfg: Config) -> int:
 def serve(cfg: Config) -> int:
     from appliance.secure.malloc_env import reexec_with_malloc_env
 
-    # ONNX Runtime >= 1.29 on Linux keeps a telemetry cache (SQLite, a device id) under
-    # ~/.cache and uploads it: persistent storage and an outbound connection. Off, always,
-    # before anything loads it (the variable is read once, at its initialisation).
-    os.environ[ORT_TELEMETRY_OFF[0]] = ORT_TELEMETRY_OFF[1]
+    # ONNX Runtime's telemetry is forced off by importing appliance (see appliance/__init__.py).
     # Nor does the booth write bytecode caches next to its code on the device's flash.
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     sys.dont_write_bytecode = True

@@ -1,0 +1,48 @@
+"""Importing the package switches off libraries' own disk writes, whatever the environment says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "engines" / "onnx" / "face_detection_short.onnx"
+
+PACKAGE_IMPORT = "import appliance  # must come first: it sets the process environment\n"
+SCRIPT = PACKAGE_IMPORT + """import onnxruntime as ort
+ort.InferenceSession({model!r}, providers=["CPUExecutionProvider"])
+"""
+
+
+def _files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.mark.parametrize("user_setting", [None, "0"])
+def test_onnxruntime_writes_nothing_in_home(tmp_path: Path, user_setting: str | None) -> None:
+    if not MODEL.is_file():
+        pytest.fail("models are not built: run `make models` (or `ephemera build`) first")
+    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp_path / ".cache"))
+    if user_setting is not None:
+        env["ORT_DISABLE_TELEMETRY"] = user_setting  # an operator cannot turn it back on
+    subprocess.run([sys.executable, "-c", SCRIPT.format(model=str(MODEL))], env=env, check=True,
+                   cwd=tmp_path)
+    assert _files_under(tmp_path) == []
+
+
+def test_without_the_package_onnxruntime_does_write_there(tmp_path: Path) -> None:
+    """The same session without importing appliance does write there: the test above means it."""
+    if not MODEL.is_file():
+        pytest.fail("models are not built: run `make models` (or `ephemera build`) first")
+    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / ".cache"))
+    script = SCRIPT.replace(PACKAGE_IMPORT, "")
+    subprocess.run([sys.executable, "-c", script.format(model=str(MODEL))], env=env, check=True,
+                   cwd=tmp_path)
+    if not any("onnxruntime" in name for name in _files_under(tmp_path)):
+        pytest.skip("this onnxruntime keeps no telemetry cache: nothing left to switch off")
