@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,50 +73,57 @@ def timed(stages: dict[str, Callable[[], object]], runs: int) -> dict[str, float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--image", type=Path, default=Path("/dev/shm/ephemera-bench-12mp.jpg"))
+    parser.add_argument("--image", type=Path, default=None,
+                        help="a 12-megapixel JPEG to time (default: one made for this run)")
     args = parser.parse_args()
 
     from appliance.models.loader import ModelSet
 
-    if not args.image.exists():
+    made = args.image is None
+    if made:
+        args.image = Path(tempfile.mkdtemp(prefix="ephemera-bench-", dir="/dev/shm")) / "12mp.jpg"
         make_jpeg(args.image)
-    models = ModelSet(load_config())
-    pipeline = FacePipeline(models)
-    owner = "bench-face"
-    bgr = load_image(args.image, owner)
-    small = np.empty((960, 1280, 3), np.uint8)
-    faces = pipeline.detect(bgr, owner)
-    assert len(faces) == 1, f"expected the one face, found {len(faces)}"
-    rect = rect_from_detection(np.asarray(faces[0].box, np.float32), faces[0].keypoints)
+    try:
+        models = ModelSet(load_config())
+        pipeline = FacePipeline(models)
+        owner = "bench-face"
+        bgr = load_image(args.image, owner)
+        small = np.empty((960, 1280, 3), np.uint8)
+        faces = pipeline.detect(bgr, owner)
+        assert len(faces) == 1, f"expected the one face, found {len(faces)}"
+        rect = rect_from_detection(np.asarray(faces[0].box, np.float32), faces[0].keypoints)
 
-    def decode() -> None:
-        load_image(args.image, "bench-decode")
-        REGISTRY.release_owner("bench-decode")
+        def decode() -> None:
+            load_image(args.image, "bench-decode")
+            REGISTRY.release_owner("bench-decode")
 
-    def segment() -> None:
-        pipeline.segment(bgr, "bench-mask")
-        REGISTRY.release_owner("bench-mask")
+        def segment() -> None:
+            pipeline.segment(bgr, "bench-mask")
+            REGISTRY.release_owner("bench-mask")
 
-    stages = {
-        "reference: cv2.resize 12 MP -> 1280 x 960": lambda: cv2.resize(
-            bgr, (1280, 960), dst=small, interpolation=cv2.INTER_AREA),
-        "decode (JPEG -> BGR, secure buffer)": decode,
-        "detect (short + full range + 6 tiles)": lambda: pipeline.detect(bgr, owner),
-        "mesh (one face, 2 passes)": lambda: pipeline.mesher.run_refined(bgr, rect, owner),
-        "segment (model + guided filter, full res)": segment,
-        "analyse (detect + mesh + all gates)": lambda: pipeline.analyse(
-            bgr, owner, faces_needed=1, need_eyes_open=True),
-    }
-    results = timed(stages, args.runs)
-    reference = next(iter(results.values()))
-    print(f"{WIDTH} x {HEIGHT} JPEG, median of {args.runs} runs, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"backend {models.get('face_landmark').name}")
-    print("\n| stage | x reference | ms (this machine) |\n|---|---:|---:|")
-    for name, ms in results.items():
-        print(f"| {name} | {ms / reference:.1f} | {ms:.1f} |")
-    REGISTRY.release_owner(owner)
-    models.close()
+        stages = {
+            "reference: cv2.resize 12 MP -> 1280 x 960": lambda: cv2.resize(
+                bgr, (1280, 960), dst=small, interpolation=cv2.INTER_AREA),
+            "decode (JPEG -> BGR, secure buffer)": decode,
+            "detect (short + full range + 6 tiles)": lambda: pipeline.detect(bgr, owner),
+            "mesh (one face, 2 passes)": lambda: pipeline.mesher.run_refined(bgr, rect, owner),
+            "segment (model + guided filter, full res)": segment,
+            "analyse (detect + mesh + all gates)": lambda: pipeline.analyse(
+                bgr, owner, faces_needed=1, need_eyes_open=True),
+        }
+        results = timed(stages, args.runs)
+        reference = next(iter(results.values()))
+        print(f"{WIDTH} x {HEIGHT} JPEG, median of {args.runs} runs, "
+              f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+              f"backend {models.get('face_landmark').name}")
+        print("\n| stage | x reference | ms (this machine) |\n|---|---:|---:|")
+        for name, ms in results.items():
+            print(f"| {name} | {ms / reference:.1f} | {ms:.1f} |")
+        REGISTRY.release_owner(owner)
+        models.close()
+    finally:
+        if made:
+            shutil.rmtree(args.image.parent)
     return 0
 
 
