@@ -1,8 +1,10 @@
-"""Read an ``strace -f`` log and list every file created or opened for writing.
+"""Read an ``strace -f`` log: every file created or opened for writing, every network peer.
 
 The no-disk-writes proof (P1) runs the service under strace and asserts that nothing outside
 the tmpfs store and an explicit allow-list was created, truncated, renamed, linked or opened
 with write access. Only calls that succeeded count as writes; failed attempts are listed too.
+The same trace lists every address the service tried to reach (``connect``, ``sendto`` and
+``sendmsg`` with a destination) for the never-online proof (P5): attempts count, failed or not.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 TRACED = ("open", "openat", "openat2", "creat", "rename", "renameat", "renameat2", "link",
           "linkat", "symlink", "symlinkat", "unlink", "unlinkat", "mknod", "mknodat", "mkdir",
-          "mkdirat", "truncate")
+          "mkdirat", "truncate", "connect", "sendto", "sendmsg")
 STRACE_ARGS = ("-f", "-qq", "-s", "4096", "-e", "trace=" + ",".join(TRACED))
 
 _CALL = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)")
@@ -34,9 +36,35 @@ class Write:
 
 
 @dataclass
+class Peer:
+    """One attempt to reach an address: its family and the address as strace printed it."""
+
+    pid: int
+    call: str
+    family: str
+    address: str
+    line: str
+
+
+@dataclass
 class Trace:
     calls: int = 0
     writes: list[Write] = field(default_factory=list)
+    peers: list[Peer] = field(default_factory=list)
+
+
+_FAMILY = re.compile(r"sa_family=(AF_\w+)")
+_INET_ADDRESS = re.compile(r'inet_(?:addr|pton)\((?:AF_INET6, )?"([^"]+)"')
+_UNIX_PATH = re.compile(r'sun_path=(@?"[^"]*")')
+
+
+def _peer(pid: int, call: str, args: str, line: str) -> Peer | None:
+    """The destination of a connect/sendto/sendmsg, or None when it names none (NULL)."""
+    family = _FAMILY.search(args)
+    if family is None:
+        return None
+    address = _INET_ADDRESS.search(args) or _UNIX_PATH.search(args)
+    return Peer(pid, call, family.group(1), address.group(1) if address else "", line)
 
 
 def parse(log: Path) -> Trace:
@@ -56,6 +84,11 @@ def parse(log: Path) -> Trace:
             continue
         pid, call, args, result = match.groups()
         trace.calls += 1
+        if call in ("connect", "sendto", "sendmsg"):
+            peer = _peer(int(pid), call, args, line)
+            if peer is not None:
+                trace.peers.append(peer)
+            continue
         writes = call in ALWAYS_WRITES or (
             call.startswith("open") and any(flag in args for flag in WRITE_FLAGS))
         if writes:
@@ -80,4 +113,24 @@ def outside(trace: Trace, allowed_prefixes: tuple[str, ...], allowed_exact: tupl
                 continue
             bad.append(write)
             break
+    return bad
+
+
+LOCAL_FAMILIES = ("AF_UNIX", "AF_LOCAL", "AF_NETLINK")
+
+
+def off_box(trace: Trace) -> list[Peer]:
+    """Attempts to reach anything but this machine: not loopback, not a local socket."""
+    import ipaddress
+
+    bad = []
+    for peer in trace.peers:
+        if peer.family in LOCAL_FAMILIES:
+            continue
+        try:
+            if ipaddress.ip_address(peer.address).is_loopback:
+                continue
+        except ValueError:
+            pass
+        bad.append(peer)
     return bad

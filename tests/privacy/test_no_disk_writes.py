@@ -1,4 +1,5 @@
-"""P1 under strace: a whole session of the real service writes no file outside the RAM store.
+"""P1 and P5 under strace: a whole session of the real service writes no file outside the RAM
+store and reaches for no address off this machine.
 
 The service runs under ``strace -f`` (every thread and child), traced for every call that can
 create, open for writing, truncate, rename, link or remove a file. The flow: a 12-megapixel
@@ -17,7 +18,7 @@ import pytest
 from tests.helpers import service as svc
 from tests.helpers.images import encode, twelve_megapixels, two_faces, with_canary
 from tests.helpers.memscan import Canary
-from tests.helpers.strace_log import STRACE_ARGS, outside, parse
+from tests.helpers.strace_log import STRACE_ARGS, off_box, outside, parse
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_models]
 
@@ -85,3 +86,8 @@ def test_full_flow_writes_nothing_outside_the_ram_store(tmp_path: Path) -> None:
     assert trace.calls > 100, "strace saw almost nothing: is the log the service's?"
     assert any(store_root in w.line for w in trace.writes), "no store write seen"
     assert bad == [], "\n".join(w.line for w in bad[:20])
+    # P5: no CDN, fonts, telemetry or model downloads; the only peers are the test client on
+    # loopback and local sockets.
+    online = off_box(trace)
+    print("[strace] " + json.dumps({"peers_seen": len(trace.peers), "off_box": len(online)}))
+    assert online == [], "\n".join(p.line for p in online[:20])
