@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from appliance import __version__
 from appliance.config import Config
 from appliance.errors import UserFacingError
+from appliance.web.client_guard import install_client_guard
 
 # The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
 # (smaller) itself, before reading. Needed too for request.stream.readinto under gunicorn.
@@ -56,6 +57,7 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     app = Flask(__name__)
     app.config["EPHEMERA"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    install_client_guard(app, cfg)
     if jobs:
         _install_jobs(app, cfg)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from appliance.config import Config
+from appliance.config import Config, ConfigError
 from appliance.web.app import create_app, shutdown_app
 
 log = logging.getLogger("ephemera.server")
@@ -119,6 +119,12 @@ def prepare_process(cfg: Config) -> int:
 
 def serve(cfg: Config) -> int:
     from appliance.secure.malloc_env import reexec_with_malloc_env
+
+    if cfg.lan.enabled:
+        # Say so rather than start a booth that silently ignores the setting.
+        raise ConfigError("lan.enabled = true: serving guests' phones on the LAN is not part of "
+                          "this release yet; set lan.enabled = false (the kiosk runs on "
+                          f"127.0.0.1:{cfg.kiosk.port})")
 
     # ONNX Runtime's telemetry is forced off by importing appliance (see appliance/__init__.py).
     # Nor does the booth write bytecode caches next to its code on the device's flash.
