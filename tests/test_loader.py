@@ -17,8 +17,10 @@ from model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs
 
 from appliance.config import Config, load_config
 from appliance.models.backend import BackendError, ModelIntegrityError
+from appliance.models.errors import ManifestError
 from appliance.models.loader import ModelSet, backend_kind, open_backend
 from appliance.models.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
+from appliance.models.onnxruntime_backend import OnnxRuntimeBackend, default_threads
 from appliance.models.tensorrt_build import build_engines
 from appliance.models.tensorrt_support import TensorRTUnavailableError
 from appliance.secure.buffers import REGISTRY
@@ -56,11 +58,12 @@ outputs = [{{ name = "features", shape = [1, 4, 8, 8], dtype = "float32", layout
 """
 
 
-def _setup(tmp_path: Path, width: int = 8) -> Manifest:
+def _setup(tmp_path: Path, width: int = 8, extra: str = "") -> Manifest:
     data = conv_prelu_model()
     (tmp_path / "onnx").mkdir(exist_ok=True)
     (tmp_path / "onnx" / f"{MODEL}.onnx").write_bytes(data)
     text = _MANIFEST.format(zero="0" * 64, sha=hashlib.sha256(data).hexdigest(), width=width)
+    text += extra
     (tmp_path / "models.toml").write_text(text)
     return load_manifest(tmp_path / "models.toml")
 
@@ -94,6 +97,30 @@ def test_auto_without_tensorrt_is_onnxruntime(tmp_path: Path, no_tensorrt: None)
         _check_runs(backend)
     finally:
         backend.close()
+
+
+def test_manifest_cpu_threads_caps_onnxruntime_threads(tmp_path: Path,
+                                                         no_tensorrt: None) -> None:
+    cfg = _cfg(tmp_path)
+    backend = open_backend(MODEL, cfg, _setup(tmp_path))
+    try:
+        assert isinstance(backend, OnnxRuntimeBackend)
+        assert backend.options.intra_op_num_threads == default_threads()
+    finally:
+        backend.close()
+    backend = open_backend(MODEL, cfg, _setup(tmp_path, extra="cpu_threads = 1\n"))
+    try:
+        assert isinstance(backend, OnnxRuntimeBackend)
+        assert backend.options.intra_op_num_threads == 1
+        _check_runs(backend)
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("value", ["-1", "true", "\"2\"", "1.5"])
+def test_manifest_refuses_a_bad_cpu_threads(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ManifestError, match="cpu_threads"):
+        _setup(tmp_path, extra=f"cpu_threads = {value}\n")
 
 
 def test_model_set_opens_lazily_caches_zeroises_and_closes(tmp_path: Path,

@@ -103,8 +103,11 @@ def open_backend(name: str, cfg: Config, manifest: Manifest | None = None) -> Ba
 
         backend = TensorRTBackend(engine[0], engine[1], name)
     else:
+        threads = default_threads()
+        if entry.cpu_threads:
+            threads = min(threads, entry.cpu_threads)
         backend = OnnxRuntimeBackend(entry.onnx_path(cfg.models.engines_dir), entry.onnx_sha256,
-                                     name, threads=default_threads())
+                                     name, threads=threads)
     try:
         _check_tensors(entry, backend)
     except BackendError:

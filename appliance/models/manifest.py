@@ -94,6 +94,9 @@ class ModelEntry:
     precision: str  # "fp16": reduced precision allowed on the device; "fp32": keep full
     profiles: tuple[dict[str, Any], ...]  # dynamic-shape profiles; empty means static shapes
     licence: str
+    # Most ONNX Runtime intra-op threads; 0: the backend's default. Small models run slower on
+    # two threads than on one when worker threads may not spin (see BENCHMARKS.md, Models).
+    cpu_threads: int = 0
 
     def onnx_path(self, engines_dir: str | Path) -> Path:
         return Path(engines_dir) / "onnx" / f"{self.name}.onnx"
@@ -165,6 +168,10 @@ def _model(name: str, table: dict[str, Any], sources: dict[str, WheelSource]) ->
     profiles = table.get("profiles", [])
     if not isinstance(profiles, list):
         raise ManifestError(f"{where}: profiles must be a list")
+    cpu_threads = table.get("cpu_threads", 0)
+    if not isinstance(cpu_threads, int) or isinstance(cpu_threads, bool) or cpu_threads < 0:
+        raise ManifestError(f"{where}: cpu_threads must be a whole number >= 0 (0: the "
+                            f"backend's default), got {cpu_threads!r}")
     return ModelEntry(
         name=name, role=_need(table, "role", where, str),
         description=str(table.get("description", "")),
@@ -176,7 +183,8 @@ def _model(name: str, table: dict[str, Any], sources: dict[str, WheelSource]) ->
         outputs=_tensors(table.get("outputs"), f"{where}.outputs"),
         layout=_need(table, "layout", where, str),
         normalisation=(float(norm[0]), float(norm[1])), precision=precision,
-        profiles=tuple(profiles), licence=_need(table, "licence", where, str))
+        profiles=tuple(profiles), licence=_need(table, "licence", where, str),
+        cpu_threads=cpu_threads)
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:
