@@ -65,7 +65,7 @@ class _Context:
                  else "graph outputs")
         return ConversionError(f"{what} in model {self.graph.model} ({where})")
 
-    def const(self, array: npt.NDArray[Any], hint: str) -> str:
+    def const(self, array: npt.NDArray[Any] | np.generic, hint: str) -> str:
         name = f"c{len(self.initializers)}_{hint}"
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
