@@ -2,7 +2,7 @@
 """What the privacy settings of the ONNX Runtime backend cost, per model.
 
 Reference: a plain ``InferenceSession`` with ONNX Runtime's defaults (CPU arena and memory
-patterns on, numpy inputs and outputs), with thread spinning off like the backend so that only
+patterns on, numpy inputs and outputs), with thread spinning bounded like the backend's so only
 the privacy settings differ. Measured: ``OnnxRuntimeBackend`` (arena and patterns
 off, IOBinding into secure buffers) with the same thread count, and its ``zeroise()``. Both run
 in the same process, interleaved, on the same seeded inputs. Prints a Markdown table of medians
@@ -51,7 +51,8 @@ def main() -> None:
         path = entry.onnx_path(cfg.models.engines_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.intra_op.spin_duration_us", "500")
         plain = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         backend = OnnxRuntimeBackend(path, entry.onnx_sha256, name, threads=args.threads)
         rng = np.random.default_rng(0)

@@ -133,7 +133,9 @@ def test_session_options_disable_the_arena() -> None:
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert options.intra_op_num_threads == 3
     assert options.optimized_model_filepath == ""  # nothing written to disk
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # workers spin between layers, but for 500 us only, so an idle booth does not burn a core
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.intra_op.spin_duration_us") == "500"
 
 
 def test_backend_uses_those_options(backend: OnnxRuntimeBackend) -> None:

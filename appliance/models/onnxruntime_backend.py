@@ -79,8 +79,12 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.enable_profiling = False
     options.log_severity_level = 3  # errors only: warnings name nodes, never data, but are noise
-    # Spinning worker threads burn a core of a small board between jobs.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Worker threads spin between the many small layers (without it they sleep and wake per
+    # layer: 1.2-1.75x LiteRT at 2 threads instead of 0.65-0.95x), but only for 500 us after
+    # their last work: unbounded, each run left a core spinning for about 50 ms, taken from
+    # decoding and the web server of a small board (BENCHMARKS.md, Models).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.intra_op.spin_duration_us", "500")
     return options
 
 
