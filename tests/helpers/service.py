@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.booth_env import booth_environ
+
 REPO = Path(__file__).resolve().parents[2]
 CONSENT = {"X-Ephemera-Consent": "adults-consenting"}
 
@@ -113,7 +115,7 @@ def _wait_ready(service: Service, timeout: float) -> None:
 
 
 def service_env(port: int, store: Path, memfd_secret: bool, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EPHEMERA_")}
+    env = {k: v for k, v in booth_environ().items() if not k.startswith("EPHEMERA_")}
     env.update({
         "EPHEMERA_KIOSK_PORT": str(port),
         "EPHEMERA_STORE_PATH": str(store),
