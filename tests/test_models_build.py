@@ -13,6 +13,7 @@ import pytest
 from appliance.cli import main
 from appliance.models import fetch
 from appliance.models.errors import FetchError, HashMismatchError, ManifestError
+from appliance.models.integrity import sha256_file
 from appliance.models.manifest import DEFAULT_MANIFEST, load_manifest
 from tests.models_support import built, wheel_path
 
@@ -66,7 +67,7 @@ def test_cached_build_makes_no_network_call(tmp_path: Path, monkeypatch: pytest.
     assert "no TensorRT engines to build; preparing the ONNX Runtime path" in out
     assert "face_detection_short: ready for ONNX Runtime (sha256 verified)" in out
     entry = MANIFEST.models["face_detection_short"]
-    assert fetch.sha256_file(entry.onnx_path(tmp_path)) == entry.onnx_sha256
+    assert sha256_file(entry.onnx_path(tmp_path)) == entry.onnx_sha256
     # Resumable: a second run skips what is built.
     assert main(["build", "face_detection_short"]) == 0
     assert "up to date" in capsys.readouterr().out
@@ -121,7 +122,7 @@ def test_tampered_cached_wheel_is_deleted_and_refetched_from_the_given_copy(
     cache.mkdir()
     (cache / SOURCE.wheel).write_bytes(b"tampered")
     got = fetch.ensure_wheel(SOURCE, cache, from_wheel=wheel_path(), log=lambda _: None)
-    assert fetch.sha256_file(got) == SOURCE.sha256
+    assert sha256_file(got) == SOURCE.sha256
 
 
 def test_tampered_member_is_refused(tmp_path: Path) -> None:

