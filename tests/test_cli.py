@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main
+from tests.helpers.service import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,14 +52,8 @@ def test_doctor_prints_one_line_per_check_and_a_summary(
     assert code == (1 if any(line.startswith("FAIL") for line in lines) else 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_runs_gunicorn_on_loopback_only(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     store_root = Path(f"/dev/shm/ephemera-test-{port}")
     env = {**os.environ, "EPHEMERA_KIOSK_PORT": str(port),
            "EPHEMERA_STORE_PATH": str(store_root / "store"),
