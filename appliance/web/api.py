@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager
+from appliance.numbers import parse_ascii_int
 from appliance.web.delivery import SecureBody
 from appliance.web.upload import check_upload_headers, read_body
 
@@ -54,10 +55,7 @@ def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise UserFacingError(f"bad_{name}", f"'{name}' must be a whole number from {low} to "
-                              f"{high}.", status=400, remedy=f"Send {name}={low}..{high}.")
-    return int(raw)
+    return parse_ascii_int(raw, name, low, high)
 
 
 def _require_consent() -> None:
