@@ -118,15 +118,20 @@ def job_status(job_id: str) -> Any:
 
 def _result_job(job_id: str) -> Job:
     download = request.args.get("download")
-    if download:
-        return _manager().job_for_download(job_id, download)
+    if download:  # checked here, spent only when the bytes go out (see job_result)
+        return _manager().job_for_download(job_id, download, spend=False)
     return _manager().job_for_session(job_id, _bearer())
 
 
 @api.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Any:
-    """Decrypt into a secure buffer and stream it; the buffer is wiped when the response ends."""
+    """Decrypt into a secure buffer and stream it; the buffer is wiped when the response ends.
+
+    A one-time download token is spent only by a GET that sends the picture: a 409 while the
+    job runs, a HEAD (a phone's link preview) or an error leaves it valid.
+    """
     job = _result_job(job_id)
+    download = request.args.get("download")
     store = current_app.extensions["ephemera.store"]
     with job.lock:
         if job.state is JobState.FAILED and job.error is not None:
@@ -135,8 +140,15 @@ def job_result(job_id: str) -> Any:
             raise UserFacingError("not_ready", "The picture is not ready yet.", status=409,
                                   retry_after_s=1, remedy="Poll the job's status_url until "
                                   "its state is 'done'.")
-        plaintext = store.get(job.id, job.result.name, job.key)
         content_type = job.result.content_type
+        if request.method == "HEAD":
+            response = Response(status=200, mimetype=content_type)
+            response.headers["Content-Length"] = str(job.result.nbytes)
+            response.headers["Referrer-Policy"] = "no-referrer"
+            return response
+        if download:
+            _manager().spend_download(job, download)
+        plaintext = store.get(job.id, job.result.name, job.key)
     body = SecureBody(plaintext)
     response = Response(body, status=200, mimetype=content_type, direct_passthrough=True)
     response.headers["Content-Length"] = str(len(body))

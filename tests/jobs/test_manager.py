@@ -221,3 +221,18 @@ def test_retention_expires_jobs_and_sessions(manager: tuple[JobManager, RamStore
     with pytest.raises(UserFacingError) as info:
         jobs.create_job(token, "faces")
     assert info.value.status == 403
+
+
+def test_checking_a_download_token_does_not_spend_it(
+        manager: tuple[JobManager, RamStore, Clock]) -> None:
+    jobs = manager[0]
+    job, _token = jobs.create_job(None, "faces")
+    download, _ttl = jobs.issue_download_token(job)
+    for _ in range(3):  # a link preview, an early scan, a retry: all leave it valid
+        assert jobs.job_for_download(job.id, download, spend=False) is job
+    jobs.spend_download(job, download)
+    with pytest.raises(UserFacingError) as caught:
+        jobs.spend_download(job, download)  # the second phone of a race
+    assert (caught.value.code, caught.value.status) == ("token_invalid", 403)
+    with pytest.raises(UserFacingError):
+        jobs.job_for_download(job.id, download, spend=False)

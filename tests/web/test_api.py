@@ -108,3 +108,29 @@ def test_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Flask) ->
     assert app.extensions["ephemera.store"].job_ids() == []
     assert app.extensions["ephemera.jobs"].stats()["jobs"] == 0
     assert app.extensions["ephemera.jobs"].stats()["sessions"] == 0  # no orphan sessions
+
+
+@pytest.mark.needs_models
+def test_a_download_link_is_spent_only_when_the_picture_is_sent(
+        client: FlaskClient, app: Flask) -> None:
+    manager = app.extensions["ephemera.jobs"]
+    with manager._models_lock:  # the worker cannot finish the job while this is held
+        reply = client.post("/api/jobs", data=encode(astronaut_bgr(), ".jpg"),
+                            headers={**CONSENT, "Content-Type": "image/jpeg"})
+        assert reply.status_code == 202, reply.json
+        body = reply.json
+        auth = {"Authorization": f"Bearer {body['session_token']}"}
+        url = client.post(f"/api/jobs/{body['job_id']}/download-token",
+                          headers=auth).json["download_url"]
+        early = client.get(url)  # the QR code scanned before the picture is ready
+        assert early.status_code == 409 and early.json["error"] == "not_ready"
+    for _ in range(600):
+        if client.get(body["status_url"], headers=auth).json["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    preview = client.head(url)  # a phone's link preview
+    assert preview.status_code == 200 and preview.data == b""
+    assert int(preview.headers["Content-Length"]) > 0
+    result = client.get(url)
+    assert result.status_code == 200 and result.data[:3] == b"\xff\xd8\xff"
+    assert client.get(url).status_code == 403
