@@ -73,7 +73,10 @@ def gunicorn_options(cfg: Config) -> dict[str, Any]:
         "bind": [f"127.0.0.1:{cfg.kiosk.port}"],
         "workers": 1,
         "threads": 4,
-        "worker_class": "gthread",
+        # gthread whose event loop reads request heads and bodies under deadlines, a minimum
+        # rate and a memory budget: slow clients never hold a thread (docs/SERVING.md).
+        "worker_class": "appliance.web.guarded_worker.GuardedThreadWorker",
+        "worker_connections": 256,
         "accesslog": None,  # an access log would record tokens in URLs (?download=...)
         "errorlog": "-",
         "loglevel": "info",
