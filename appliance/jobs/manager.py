@@ -192,9 +192,11 @@ class JobManager:
                 job.set_progress("done", 1.0)
                 job.move_to(JobState.DONE)
             except UserFacingError as exc:
+                exc.__traceback__ = None  # its frames hold the job's pixels (see _fail)
                 self._fail(job, exc)
             except Exception as exc:  # never image data in a log: the type and the job id only
                 log.error("job %s failed: %s", job.id, type(exc).__name__)
+                exc.__traceback__ = None
                 self._fail(job, UserFacingError(
                     "internal_error", "Something went wrong while making your picture.",
                     status=500, remedy="Try again; if it keeps happening, tell the operator."))
@@ -204,9 +206,11 @@ class JobManager:
         self._run_seconds = 0.7 * self._run_seconds + 0.3 * elapsed
 
     def _fail(self, job: Job, error: UserFacingError) -> None:
-        """A failed job keeps only its error: its image data is wiped at once."""
+        """A failed job keeps only its error, detached from the traceback (whose frames hold
+        the job's pixels): its image data is wiped and unmapped at once, not at the next
+        garbage collection."""
         with job.lock:
-            job.error = error
+            job.error = error.detached()
             job.stage = "failed"
             job.move_to(JobState.FAILED)
         audit("job_failed", job_id=job.id, reason=error.code)

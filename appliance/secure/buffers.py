@@ -24,6 +24,7 @@ import ctypes
 import mmap
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -180,9 +181,16 @@ class SecureBuffer:
             del self._anchor
             # A caller still holding a view keeps the mapping alive; it is already zeroed, and
             # the garbage collector unmaps it when the last view goes.
-            with contextlib.suppress(BufferError):
+            try:
                 self._map.close()
+            except BufferError:
+                REGISTRY.note_lingering(self._map)
         REGISTRY.forget(self)
+
+    @property
+    def unmapped(self) -> bool:
+        """True once the memory is returned to the kernel (not only wiped)."""
+        return bool(self._map.closed)
 
     def _check_live(self) -> None:
         if self.released:
@@ -207,6 +215,18 @@ class BufferRegistry:
         # have been interrupted while holding this lock (a plain Lock would deadlock there).
         self._lock = threading.RLock()
         self._live: dict[int, SecureBuffer] = {}
+        # Released (wiped) buffers whose mapping a leftover view still pins: wiped, but still
+        # mapped (and, for memfd_secret, still locked) until that view goes. Should stay empty.
+        self._lingering: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+
+    def note_lingering(self, mapping: mmap.mmap) -> None:
+        with self._lock:
+            self._lingering.add(mapping)
+
+    def lingering(self) -> int:
+        """How many released buffers are still mapped because something holds a view."""
+        with self._lock:
+            return sum(1 for mapping in self._lingering if not mapping.closed)
 
     def allocate(self, nbytes: int, owner: str = "", label: str = "") -> SecureBuffer:
         buffer = SecureBuffer(nbytes, owner=owner, label=label)
@@ -252,6 +272,7 @@ class BufferRegistry:
             "bytes": sum(b.capacity for b in buffers),
             "unlocked": sum(1 for b in buffers if not b.locked),
             "memfd_secret": sum(1 for b in buffers if b.kind == "memfd_secret"),
+            "lingering": self.lingering(),
         }
 
     def __iter__(self) -> Iterator[SecureBuffer]:

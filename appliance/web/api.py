@@ -135,7 +135,7 @@ def job_result(job_id: str) -> Any:
     store = current_app.extensions["ephemera.store"]
     with job.lock:
         if job.state is JobState.FAILED and job.error is not None:
-            raise job.error
+            raise job.error.detached()  # the kept error stays free of request frames
         if job.state is not JobState.DONE or job.result is None:
             raise UserFacingError("not_ready", "The picture is not ready yet.", status=409,
                                   retry_after_s=1, remedy="Poll the job's status_url until "
