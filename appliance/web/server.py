@@ -56,6 +56,23 @@ def _post_worker_init(worker: Any) -> None:
 
     manager = worker.wsgi.extensions.get("ephemera.jobs")
     install_shutdown_wipe(*([manager.release_all] if manager is not None else []))
+    _sweep_dead_workers_blobs(worker)
+
+
+def _sweep_dead_workers_blobs(worker: Any) -> None:
+    """A new worker owns no job yet, so every blob in the store is an earlier worker's.
+
+    The arbiter starts a new worker after one was killed (kill -9, the OOM killer): that
+    worker's blobs are unreadable (their keys died with it) but would fill the store for
+    everyone until the next full start. The one worker owns the store, so sweeping here, before
+    it serves anything, never touches a live job.
+    """
+    store = worker.wsgi.extensions.get("ephemera.store")
+    if store is None:
+        return
+    swept = int(store.sweep_leftovers())
+    if swept:
+        log.warning("removed %d item(s) a previous worker left in the RAM store", swept)
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:
