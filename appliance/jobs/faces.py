@@ -47,6 +47,7 @@ class FaceJobRunner:
         """Decode the upload (EXIF orientation applied, metadata dropped) into the job."""
         with upload.memoryview() as data:
             _buffer, bgr = decode_image(data, job.id, self.limits)
+        upload.release()  # the pixels are all the job needs: the file's bytes go now
         job.images.append(bgr)
 
     def work(self, job: Job) -> None:

@@ -24,7 +24,7 @@ from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.tokens import CapabilityToken, Session
 from appliance.secure.buffers import REGISTRY
-from appliance.secure.crypto import JobKey
+from appliance.secure.crypto import KEY_LABEL, JobKey
 
 log = logging.getLogger("ephemera.jobs")
 
@@ -189,6 +189,7 @@ class JobManager:
         with self._models_lock:
             try:
                 work(job)
+                self._release_inputs(job)
                 job.set_progress("done", 1.0)
                 job.move_to(JobState.DONE)
             except UserFacingError as exc:
@@ -204,6 +205,16 @@ class JobManager:
                 self._zeroise_models()
         elapsed = time.monotonic() - started
         self._run_seconds = 0.7 * self._run_seconds + 0.3 * elapsed
+
+    @staticmethod
+    def _release_inputs(job: Job) -> None:
+        """A done job needs only its key (its results are encrypted in the store): the upload
+        and decoded pixels go now, not at the end of retention, and with them their share of
+        the decoded-bytes budget."""
+        job.images.clear()
+        for buffer in REGISTRY.live(job.id):
+            if buffer.label != KEY_LABEL:
+                buffer.release()
 
     def _fail(self, job: Job, error: UserFacingError) -> None:
         """A failed job keeps only its error, detached from the traceback (whose frames hold

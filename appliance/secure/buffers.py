@@ -25,7 +25,7 @@ import mmap
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,7 @@ class SecureBuffer:
         if self.kind == "anonymous":
             self.locked = _libc.mlock(ctypes.c_void_p(self.address), self.capacity) == 0
         self.released = False
+        self.on_release: Callable[[], None] | None = None  # e.g. give a budget back
         # Re-entrant: a SIGTERM handler (main thread) may wipe everything while that same
         # thread is half-way through releasing this buffer; other threads wait for it.
         self._state = threading.RLock()
@@ -186,6 +187,9 @@ class SecureBuffer:
             except BufferError:
                 REGISTRY.note_lingering(self._map)
         REGISTRY.forget(self)
+        hook, self.on_release = self.on_release, None
+        if hook is not None:
+            hook()
 
     @property
     def unmapped(self) -> bool:
