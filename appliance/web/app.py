@@ -85,7 +85,13 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     @app.get("/healthz")
     def healthz() -> Any:
         """"ok" or "not ok", nothing more: any client may ask, and the version and mode would
-        tell an attacker what to try. Details belong on the operator's pages."""
+        tell an attacker what to try. Details belong on the operator's pages. "not ok" (503)
+        while the booth cannot take another guest's photo (the store is full)."""
+        manager = app.extensions.get("ephemera.jobs")
+        if manager is not None and manager.is_full():
+            response = jsonify(status="not ok")
+            response.status_code = 503
+            return response
         return jsonify(status="ok")
 
     @app.after_request
