@@ -370,9 +370,14 @@ class JobManager:
         with self._models_lock:
             self._zeroise_models()
         job.download_tokens.clear()
+        job.wiped.set()
         event = {"expired": "job_expired"}.get(reason, "job_deleted")
         audit(event, job_id=job_id, reason=reason)
         return True
+
+    def wait_wiped(self, job: Job, timeout_s: float) -> bool:
+        """Wait until a released job's data is gone (a running job finishes its step first)."""
+        return job.wiped.wait(timeout_s)
 
     def _wipe_data(self, job: Job) -> None:
         """Buffers, stored blobs and the key of one job; each step runs even if one fails."""

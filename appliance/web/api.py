@@ -27,6 +27,7 @@ from appliance.web.upload import check_upload_headers, read_body
 CONSENT_HEADER = "X-Ephemera-Consent"
 CONSENT_VALUE = "adults-consenting"
 JOB_KINDS = ("faces",)
+DELETE_WAIT_S = 5.0  # how long DELETE waits for a running job's wipe before answering 202
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -175,4 +176,9 @@ def delete_job(job_id: str) -> Any:
     manager = _manager()
     job = manager.job_for_session(job_id, _bearer())
     manager.release_job(job.id, "deleted")
-    return jsonify({"job_id": job.id, "deleted": True})
+    # Answer "deleted" only once it is true; a running job is wiped when its step ends.
+    if manager.wait_wiped(job, DELETE_WAIT_S):
+        return jsonify({"job_id": job.id, "deleted": True})
+    response = jsonify({"job_id": job.id, "deleted": False, "state": "deleting"})
+    response.status_code = 202
+    return response

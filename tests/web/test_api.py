@@ -134,3 +134,38 @@ def test_a_download_link_is_spent_only_when_the_picture_is_sent(
     result = client.get(url)
     assert result.status_code == 200 and result.data[:3] == b"\xff\xd8\xff"
     assert client.get(url).status_code == 403
+
+
+@pytest.mark.needs_models
+def test_delete_answers_deleted_only_after_the_wipe(client: FlaskClient, app: Flask,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from appliance.secure.buffers import REGISTRY
+    from appliance.web import api as api_module
+    monkeypatch.setattr(api_module, "DELETE_WAIT_S", 0.5)
+    manager = app.extensions["ephemera.jobs"]
+    with manager._models_lock:  # the job is running and cannot finish yet
+        reply = client.post("/api/jobs", data=encode(astronaut_bgr(), ".jpg"),
+                            headers={**CONSENT, "Content-Type": "image/jpeg"})
+        body = reply.json
+        auth = {"Authorization": f"Bearer {body['session_token']}"}
+        deleting = client.delete(f"/api/jobs/{body['job_id']}", headers=auth)
+        assert deleting.status_code == 202
+        assert deleting.json == {"job_id": body["job_id"], "deleted": False,
+                                 "state": "deleting"}
+    for _ in range(600):
+        if not REGISTRY.live(body["job_id"]):
+            break
+        time.sleep(0.05)
+    assert client.get(body["status_url"], headers=auth).status_code == 404
+    # A job that is not running: "deleted" means its buffers are already gone.
+    reply = client.post("/api/jobs", data=encode(astronaut_bgr(), ".jpg"),
+                        headers={**CONSENT, "Content-Type": "image/jpeg"})
+    body = reply.json
+    auth = {"Authorization": f"Bearer {body['session_token']}"}
+    for _ in range(600):
+        if client.get(body["status_url"], headers=auth).json["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    deleted = client.delete(f"/api/jobs/{body['job_id']}", headers=auth)
+    assert deleted.json == {"job_id": body["job_id"], "deleted": True}
+    assert REGISTRY.live(body["job_id"]) == []
