@@ -68,8 +68,8 @@ class ServingLimits:
     min_body_rate: int = 32 << 10  # bytes per second, averaged after the grace period
     max_head_bytes: int = 16 << 10
     max_body_bytes: int = ImageLimits().max_bytes
-    body_budget_bytes: int = 96 << 20
-    kiosk_reserve_bytes: int = 32 << 20
+    body_budget_bytes: int = 64 << 20
+    kiosk_reserve_bytes: int = 24 << 20
     max_bodies_per_address: int = 2
     max_connections_per_address: int = 16
     send_timeout_s: float = 15.0  # per response chunk: a reader that stops is dropped
