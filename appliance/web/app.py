@@ -36,8 +36,8 @@ def error_response(error: UserFacingError) -> Any:
 
 
 def _install_jobs(app: Flask, cfg: Config) -> None:
-    from appliance.jobs.faces import FaceJobRunner
     from appliance.jobs.manager import JobManager
+    from appliance.jobs.runner import EffectJobRunner
     from appliance.models.loader import ModelSet
     from appliance.secure.store import RamStore
     from appliance.vision.pipeline import FacePipeline
@@ -48,7 +48,7 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     app.extensions["ephemera.store"] = store
     app.extensions["ephemera.models"] = models
     app.extensions["ephemera.jobs"] = JobManager(cfg, store, models)
-    app.extensions["ephemera.work"] = FaceJobRunner(FacePipeline(models), store)
+    app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store)
     app.register_blueprint(api)
 
 
