@@ -31,6 +31,7 @@ ENV_PREFIX = "EPHEMERA_"
 RETENTION_HARD_CAP_MINUTES = 24 * 60
 MODES = ("development", "strict")
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
+NO_DLA_CORE = -1  # models.dla_core's value for "build and run on the GPU only"
 
 
 class ConfigError(ValueError):
@@ -155,8 +156,9 @@ def _retention_minutes(value: Any) -> int:
 
 
 def _dla_core(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 7:
-        raise ValueError("a DLA core number (0 or 1 on Jetson Orin), or -1 for the GPU only")
+    if isinstance(value, bool) or not isinstance(value, int) or not NO_DLA_CORE <= value <= 7:
+        raise ValueError(f"a DLA core number (0 or 1 on Jetson Orin), or {NO_DLA_CORE} for the "
+                         "GPU only")
     return value
 
 
@@ -225,9 +227,14 @@ class ModelsConfig:
                             "inference backend; auto picks TensorRT where it is importable")
     engines_dir: str = _setting(_text, _repo_engines_dir,
                                 "where built models and engines live")
-    dla_core: int = _setting(_dla_core, -1,
+    dla_core: int = _setting(_dla_core, NO_DLA_CORE,
                              "Jetson Orin DLA core (0 or 1) for TensorRT engines, with GPU "
                              "fallback for layers DLA cannot run; -1 builds for the GPU only")
+
+    @property
+    def dla(self) -> int | None:
+        """The DLA core to build and run engines on, or None for the GPU only."""
+        return None if self.dla_core == NO_DLA_CORE else self.dla_core
 
 
 @dataclass(frozen=True)
