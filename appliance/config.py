@@ -29,6 +29,8 @@ else:  # JetPack 6 ships Python 3.10
 DEVICE_CONFIG_PATH = Path("/etc/ephemera/ephemera.toml")
 ENV_PREFIX = "EPHEMERA_"
 RETENTION_HARD_CAP_MINUTES = 24 * 60
+RETENTION_DEFAULT_MINUTES = 15
+RETENTION_SWEEP_INTERVAL_S = 1.0  # how often expired jobs are looked for and released
 MODES = ("development", "strict")
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 NO_DLA_CORE = -1  # models.dla_core's value for "build and run on the GPU only"
@@ -211,7 +213,8 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    default_minutes: int = _setting(_retention_minutes, 15, "how long a result is kept")
+    default_minutes: int = _setting(_retention_minutes, RETENTION_DEFAULT_MINUTES,
+                                    "how long a result is kept")
     hard_cap_minutes: int = _setting(_retention_minutes, RETENTION_HARD_CAP_MINUTES,
                                      "the longest any result may be kept (at most 24 hours)")
 
