@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,10 +29,8 @@ pytestmark = pytest.mark.skipif(not SHM.is_dir() or filesystem_type(SHM) != "tmp
 
 
 @pytest.fixture
-def store_dir() -> Iterator[Path]:
-    path = SHM / f"ephemera-test-{uuid.uuid4().hex}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def store_dir(ram_dir: Path) -> Path:
+    return ram_dir
 
 
 def job() -> str:
