@@ -6,29 +6,15 @@ Python's int() takes some of them.
 
 from __future__ import annotations
 
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import appliance.effects as effects_package
 from appliance.config import load_config
 from appliance.effects import registry
 from appliance.effects.base import Effect, OutputSpec, Param
 from appliance.errors import UserFacingError
-
-
-@pytest.fixture
-def extra_effects_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A second directory of the ``appliance.effects`` package, as if files were added to it."""
-    monkeypatch.setattr(effects_package, "__path__", [*effects_package.__path__, str(tmp_path)])
-    registry._discover.cache_clear()
-    yield tmp_path
-    registry._discover.cache_clear()
-    for name in [n for n in sys.modules if n.startswith("appliance.effects.zz_")]:
-        del sys.modules[name]
 
 
 def test_the_self_test_is_registered() -> None:
