@@ -20,10 +20,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from appliance.audit import audit
-from appliance.config import Config
+from appliance.config import RETENTION_SWEEP_INTERVAL_S, Config
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.tokens import CapabilityToken, Session
+from appliance.models.backend import ModelProvider
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.crypto import KEY_LABEL, JobKey
 
@@ -31,7 +32,6 @@ log = logging.getLogger("ephemera.jobs")
 
 JobWork = Callable[[Job], None]
 DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
-SWEEP_INTERVAL_S = 1.0
 FIRST_RUN_ESTIMATE_S = 5.0
 # What one session (one guest's phone or one turn at the kiosk) may hold at once, so that one
 # guest cannot fill the booth for everyone: jobs (each is one photo today) and stored bytes.
@@ -47,12 +47,6 @@ class Store(Protocol):
                      expires_at: float | None = None) -> float: ...
 
     def delete_job(self, job_id: str) -> Any: ...
-
-
-class Models(Protocol):
-    """What the manager needs of appliance.models.loader.ModelSet."""
-
-    def zeroise_all(self) -> Any: ...
 
 
 def _not_found() -> UserFacingError:
@@ -72,9 +66,9 @@ def _token_invalid() -> UserFacingError:
 class JobManager:
     """Owns every job of the service process. Thread-safe; one instance per worker process."""
 
-    def __init__(self, cfg: Config, store: Store, models: Models, *,
+    def __init__(self, cfg: Config, store: Store, models: ModelProvider, *,
                  clock: Callable[[], float] = time.time,
-                 sweep_interval_s: float | None = SWEEP_INTERVAL_S) -> None:
+                 sweep_interval_s: float | None = RETENTION_SWEEP_INTERVAL_S) -> None:
         self.cfg = cfg
         self.store = store
         self.models = models

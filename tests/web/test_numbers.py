@@ -59,7 +59,9 @@ def test_unicode_digits_are_a_named_400(app: Flask, query: str) -> None:
     assert reply.status_code == 400, reply.data
     body = reply.get_json()
     name = query.split("=")[0]
-    assert body["error"] == f"bad_{name}" and name in body["message"]
+    # An effect's parameters are the registry's ("bad_param"), the route's own "bad_<name>";
+    # either way a 400 that names the parameter.
+    assert body["error"] in (f"bad_{name}", "bad_param") and name in body["message"]
 
 
 ROUTES = [("POST", "/api/jobs"), ("GET", "/api/jobs/0123/result"),
