@@ -23,6 +23,7 @@ from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager
 from appliance.numbers import parse_ascii_int
 from appliance.web.delivery import SecureBody
+from appliance.web.guarded_worker import client_gone
 from appliance.web.upload import check_upload_headers, read_body
 
 CONSENT_HEADER = "X-Ephemera-Consent"
@@ -95,6 +96,11 @@ def create_job() -> Any:
                                                    status=500),
                               new_session=new_token is not None)
         raise
+    if client_gone(request.environ):  # nobody would ever get this job's token: drop it now
+        manager.fail_received(job, UserFacingError("client_gone", "The upload's connection "
+                                                   "closed.", status=400),
+                              new_session=new_token is not None)
+        return Response(status=204)
     manager.enqueue(job, runner.work)
     body: dict[str, Any] = {
         "job_id": job.id,

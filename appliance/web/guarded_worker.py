@@ -164,6 +164,23 @@ def adopt_request_body(environ: dict[str, Any], length: int, owner: str,
     return buffer
 
 
+def client_gone(environ: dict[str, Any]) -> bool:
+    """True when the client has closed its connection (checked without blocking or reading).
+
+    An upload whose client left before the answer would start a job nobody can reach: its
+    session token never arrives, so nobody could delete it before it expires. Routes drop it.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+        return False
+    except OSError:
+        return True
+
+
 @dataclass
 class Intake:
     """One request arriving on a connection, read by the event loop."""

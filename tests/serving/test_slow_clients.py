@@ -110,3 +110,14 @@ def test_an_upload_whose_client_left_leaves_no_job(service: svc.Service) -> None
     time.sleep(1.0)
     assert len(service.store_files()) == before
     assert timed_get(service.port, "/healthz", timeout=3) < 2.0
+
+
+def test_an_upload_whose_client_left_after_sending_it_is_dropped(service: svc.Service) -> None:
+    """The whole photo, then a close before the answer: no job runs, no blob stays."""
+    photo = encode(astronaut_bgr(), ".jpg")
+    before = len(service.store_files())
+    sock = _start_body(service.port, len(photo), photo)
+    sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+    time.sleep(6.0)  # long enough for the job to have run and stored its result
+    assert len(service.store_files()) == before
