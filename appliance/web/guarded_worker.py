@@ -35,6 +35,7 @@ import errno
 import ipaddress
 import json
 import secrets
+import select
 import selectors
 import socket
 import ssl
@@ -174,8 +175,12 @@ def client_gone(environ: dict[str, Any]) -> bool:
     if sock is None:
         return False
     try:
+        # Poll first: a socket with a timeout waits that long inside recv, flags or not.
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+    except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError):
         return False
     except OSError:
         return True

@@ -121,3 +121,11 @@ def test_an_upload_whose_client_left_after_sending_it_is_dropped(service: svc.Se
     sock.close()
     time.sleep(6.0)  # long enough for the job to have run and stored its result
     assert len(service.store_files()) == before
+
+
+def test_a_connected_clients_upload_is_answered_at_once(service: svc.Service) -> None:
+    """The check for a departed client must not wait on a client that is still there."""
+    started = time.monotonic()
+    reply = service.upload(encode(astronaut_bgr(), ".jpg"), "image/jpeg")
+    assert reply.status == 202, reply.body
+    assert time.monotonic() - started < 5.0
