@@ -120,6 +120,15 @@ def load_issued(key_pem: bytes, cert_pem_bytes: bytes) -> Issued:
     return Issued(key, x509.load_pem_x509_certificate(cert_pem_bytes))
 
 
+def same_public_key(a: object, b: object) -> bool:
+    """Whether two public keys are the same key (compared as SubjectPublicKeyInfo DER)."""
+    def der(key: object) -> bytes:
+        return key.public_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    return der(a) == der(b)
+
+
 def subject_alt_names(cert: x509.Certificate) -> tuple[set[str], set[str]]:
     """(DNS names, IP addresses as text) the certificate is valid for."""
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -141,6 +150,6 @@ def server_cert_current(server: Issued, ca: Issued, dns_names: Sequence[str],
         return False
     if names != (set(dns_names), {str(ipaddress.ip_address(a)) for a in ips}):
         return False
-    if cert.public_key().public_numbers() != server.key.public_key().public_numbers():
+    if not same_public_key(cert.public_key(), server.key.public_key()):
         return False
     return cert.not_valid_after_utc - _now() > dt.timedelta(days=renew_before_days)

@@ -11,6 +11,7 @@ Outside systemd (no ``JOURNAL_STREAM``) nothing is added: the JSON lines on stde
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -75,7 +76,7 @@ def install_journal_audit(send: JournalSend | None = None,
         if not under_journald(env):
             return None
         try:
-            from systemd import journal  # type: ignore[import-not-found]
+            journal = importlib.import_module("systemd.journal")
         except ImportError:
             return None
         send = journal.send

@@ -13,6 +13,7 @@ Outside systemd (no ``NOTIFY_SOCKET``) every call is a no-op: a laptop runs the 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -35,7 +36,7 @@ def _send_datagram(address: str, message: str) -> None:
 def _systemd_python_sender(address: str) -> Callable[[str], None]:
     """systemd-python's ``sd_notify`` where it is installed; the protocol by hand otherwise."""
     try:
-        from systemd import daemon  # type: ignore[import-not-found]
+        daemon = importlib.import_module("systemd.daemon")
     except ImportError:
         return lambda message: _send_datagram(address, message)
 
