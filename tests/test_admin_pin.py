@@ -31,7 +31,11 @@ def test_fresh_salt_each_time_and_cost_recorded() -> None:
     assert (log2_n, r, p, len(salt), len(digest)) == (15, 8, 1, 16, 32)
 
 
-@pytest.mark.parametrize("pin", ["12345", "1234567890123", "12a456", "１２３４５６", " 123456"])
+FULL_WIDTH_DIGITS = "\uff11\uff12\uff13\uff14\uff15\uff16"
+
+
+@pytest.mark.parametrize("pin", ["12345", "1234567890123", "12a456", FULL_WIDTH_DIGITS,
+                                 " 123456"])
 def test_bad_pins_are_refused(pin: str) -> None:
     with pytest.raises(PinError, match="6 to 12 digits"):
         hash_pin(pin)
@@ -45,7 +49,8 @@ def test_malformed_hashes_are_refused(stored: str) -> None:
 
 
 def test_set_toml_string_keeps_every_other_line() -> None:
-    text = "# booth\nmode = \"strict\"\n\n[admin]\n# the PIN\npin_hash = \"old\"\n\n[kiosk]\nport = 8080\n"
+    text = ("# booth\nmode = \"strict\"\n\n[admin]\n# the PIN\npin_hash = \"old\"\n\n"
+            "[kiosk]\nport = 8080\n")
     out = set_toml_string(text, "admin", "pin_hash", "scrypt$new")
     assert out == text.replace('pin_hash = "old"', 'pin_hash = "scrypt$new"')
     assert set_toml_string("mode = \"strict\"\n", "admin", "pin_hash", "h") == (

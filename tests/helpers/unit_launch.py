@@ -25,6 +25,7 @@ and says so: ``OVERRIDDEN``.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -83,10 +84,8 @@ def _ids(unit: Path) -> tuple[int, int, tuple[int, ...]]:
         gid = user.pw_gid
     groups = []
     for name in (service_value(unit, "SupplementaryGroups") or "").split():
-        try:
+        with contextlib.suppress(KeyError):  # a group this machine lacks
             groups.append(grp.getgrnam(name).gr_gid)
-        except KeyError:
-            pass
     return user.pw_uid, gid, tuple(groups)
 
 

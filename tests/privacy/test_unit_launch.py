@@ -4,12 +4,14 @@ privileges, its core and memlock limits, write-xor-execute memory, and the confi
 provisioning writes for a booth (strict mode). See tests/helpers/unit_launch.py for what is
 reproduced and what only systemd applies.
 
-Each proof is the existing test itself (the canary memory scan, the strace of a whole session,
-the crash), run with ``tests.helpers.service.start`` launching through the unit's switches.
+Each proof is the existing test itself (the canary memory scans, the strace of a whole
+session, the crash, the bad inputs), run with ``tests.helpers.service.start`` launching through
+the unit's switches.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -25,7 +27,9 @@ from appliance.provision.settings import parse_settings
 from appliance.secure.malloc_env import missing_malloc_env
 from tests.helpers import service as svc
 from tests.helpers.unit_launch import UnitLaunch, unit_launch
-from tests.privacy import test_canary_scan, test_crash, test_no_disk_writes
+from tests.privacy import test_bad_inputs, test_canary_scan, test_crash, test_no_disk_writes
+
+PROOF_MODULES = (test_canary_scan, test_no_disk_writes, test_crash, test_bad_inputs)
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.needs_models,
@@ -87,17 +91,26 @@ def test_the_worker_runs_with_the_units_user_limits_and_environment(
         assert service.get("/healthz").json()["mode"] == "strict"
 
 
-def test_canary_scan(launch: UnitLaunch, tmp_path: Path) -> None:
-    test_canary_scan.test_canary_found_while_the_job_lives_and_gone_after_release(tmp_path)
+def _proofs() -> list[Any]:
+    """Every end-to-end proof that takes only ``tmp_path``, from the privacy modules."""
+    found = []
+    for module in PROOF_MODULES:
+        for name in sorted(dir(module)):
+            fn = getattr(module, name)
+            if name.startswith("test_") and callable(fn) and list(
+                    inspect.signature(fn).parameters) == ["tmp_path"]:
+                found.append(pytest.param(fn, id=f"{module.__name__.rsplit('.', 1)[1]}."
+                                                 f"{name}"))
+    return found
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
-def test_no_disk_writes(launch: UnitLaunch, tmp_path: Path) -> None:
-    test_no_disk_writes.test_full_flow_writes_nothing_outside_the_ram_store(tmp_path)
+@pytest.mark.parametrize("proof", _proofs())
+def test_privacy_proof_under_the_units_launch(launch: UnitLaunch, tmp_path: Path,
+                                              proof: Any) -> None:
+    if proof.__module__.endswith("test_no_disk_writes") and shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    proof(tmp_path)
 
 
-def test_crash(launch: UnitLaunch, tmp_path: Path) -> None:
-    names = [n for n in dir(test_crash) if n.startswith("test_")]
-    assert names
-    for name in names:
-        getattr(test_crash, name)(tmp_path)
+def test_every_proof_module_is_run() -> None:
+    assert len(_proofs()) >= 5
