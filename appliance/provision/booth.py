@@ -71,6 +71,14 @@ def _fstab_step(ctx: Context) -> list[Step]:
                  mode=fstab.stat().st_mode & 0o7777)]
 
 
+def _extlinux_step(ctx: Context) -> list[Step]:
+    path = ctx.path("/boot/extlinux/extlinux.conf")
+    if not path.exists():
+        return []
+    return [File("/boot/extlinux/extlinux.conf", lambda cur: render.extlinux_with_init_on_free(
+        (cur or b"").decode()).encode(), mode=path.stat().st_mode & 0o7777)]
+
+
 def booth_steps(ctx: Context, s: ProvisionSettings) -> list[Step]:
     svc, kiosk = render.SERVICE_USER, render.KIOSK_USER
     steps: list[Step] = [
@@ -85,6 +93,7 @@ def booth_steps(ctx: Context, s: ProvisionSettings) -> list[Step]:
              render.booth_config(s, pin_hash_for(ctx, s)).encode(), 0o640, "root", svc),
         File("/etc/hostname", f"{s.booth_name}\n".encode()),
         *_fstab_step(ctx),
+        *_extlinux_step(ctx),
         File("/etc/sysctl.d/90-ephemera.conf", render.SYSCTL.encode()),
         File("/etc/systemd/coredump.conf.d/90-ephemera.conf", render.COREDUMP.encode()),
         File("/etc/systemd/journald.conf.d/90-ephemera.conf", render.JOURNALD.encode()),

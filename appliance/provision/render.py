@@ -213,3 +213,16 @@ def swap_free_fstab(fstab: str) -> str:
             line = "# disabled by ephemera (no disk-backed swap on a booth): " + line
         lines.append(line)
     return "\n".join(lines) + ("\n" if fstab.endswith("\n") or not fstab else "")
+
+
+def extlinux_with_init_on_free(text: str) -> str:
+    """Jetson boot config with ``init_on_free=1`` on every kernel APPEND line (idempotent):
+    the kernel then clears freed pages, so a killed process leaves no image in free RAM."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("APPEND ") and not any(
+                token.startswith("init_on_free=") for token in stripped.split()):
+            line = line.rstrip() + " init_on_free=1"
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")

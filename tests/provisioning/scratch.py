@@ -29,6 +29,10 @@ def make_root(base: Path) -> Path:
         (root / "etc" / name).chmod(0o640)
     (root / "etc/fstab").write_text("UUID=1234 / ext4 defaults 0 1\n"
                                     "/swapfile none swap sw 0 0\n")
+    (root / "boot/extlinux").mkdir(parents=True)
+    (root / "boot/extlinux/extlinux.conf").write_text(
+        "TIMEOUT 30\nDEFAULT primary\n\nLABEL primary\n      MENU LABEL primary kernel\n"
+        "      LINUX /boot/Image\n      APPEND ${cbootargs} root=/dev/mmcblk0p1 rw\n")
     if HOST_UNITS is not None:
         shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
     return root

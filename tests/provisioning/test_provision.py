@@ -152,6 +152,12 @@ def test_swap_lines_are_disabled(provisioned: tuple[Path, Path, str]) -> None:
     assert fstab[1].startswith("# disabled by ephemera") and "/swapfile" in fstab[1]
 
 
+def test_kernel_clears_freed_pages_after_boot(provisioned: tuple[Path, Path, str]) -> None:
+    extlinux = (provisioned[0] / "boot/extlinux/extlinux.conf").read_text()
+    assert "      APPEND ${cbootargs} root=/dev/mmcblk0p1 rw init_on_free=1\n" in extlinux
+    assert extlinux.count("init_on_free") == 1
+
+
 def test_kernel_journal_usb_and_cups_settings(provisioned: tuple[Path, Path, str]) -> None:
     root = provisioned[0]
     sysctl = (root / "etc/sysctl.d/90-ephemera.conf").read_text()
