@@ -137,3 +137,19 @@ def test_real_service_ready_and_watchdog_come_from_the_worker(tmp_path: Path,
         svc.stop(service)
         listener.collect(time.monotonic() + 1)
         assert any(m.fields.get("STOPPING") == "1" for m in listener.messages)
+
+
+def test_protocol_by_hand_reaches_an_abstract_socket() -> None:
+    """Without systemd-python the datagram is sent by hand; '@' names an abstract socket."""
+    import secrets
+    import socket
+
+    from appliance.service.notify import _send_datagram
+
+    name = f"ephemera-test-{secrets.token_hex(6)}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind("\0" + name)
+        server.settimeout(5)
+        notifier = Notifier("@" + name, sender=lambda m: _send_datagram("@" + name, m))
+        assert notifier.watchdog()
+        assert server.recv(4096) == b"WATCHDOG=1"
