@@ -41,6 +41,8 @@ def commands(s: ProvisionSettings) -> list[tuple[str, list[str]]]:
     if s.wifi.enabled:
         units = ["ephemera-hotspot.service", "ephemera-hotspot-dns.service", *units]
     cmds = [("reload systemd", ["systemctl", "daemon-reload"]),
+            ("set the host name (mDNS answers for it as .local)",
+             ["hostnamectl", "set-hostname", s.booth_name]),
             ("apply sysctl settings", ["sysctl", "--quiet", "--system"]),
             ("restart journald (volatile)", ["systemctl", "restart", "systemd-journald"]),
             ("load the firewall", ["nft", "-f", "/etc/nftables.conf"])]
