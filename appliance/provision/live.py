@@ -87,11 +87,13 @@ def self_test(port: int, timeout_s: float = 300) -> str:
         time.sleep(0.5)
     conn.request("DELETE", f"/api/jobs/{job}", headers=headers)
     conn.getresponse().read()
-    error = state.get("error") if isinstance(state.get("error"), dict) else {}
-    if state.get("state") == "done" or (isinstance(error, dict)
-                                        and error.get("error") == "no_face"):
-        return f"self-test job {state.get('state')} (" + str(
-            error.get("error", "result made") if isinstance(error, dict) else "") + ")"
+    error = state.get("error")
+    code = error.get("error") if isinstance(error, dict) else None
+    if state.get("state") == "done":
+        return "self-test passed: a job ran through the models and was deleted"
+    if state.get("state") == "failed" and code == "no_face":
+        return ("self-test passed: the face pipeline refused a blank photo (no_face), as it "
+                "should, and the job was deleted")
     raise ProvisionError(f"self-test job ended as {state}")
 
 
