@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.models.atomic import write_atomic
 from appliance.models.backend import TensorSpec
 from appliance.models.errors import ManifestError
 
@@ -99,7 +100,7 @@ class ModelEntry:
     cpu_threads: int = 0
 
     def onnx_path(self, engines_dir: str | Path) -> Path:
-        return Path(engines_dir) / "onnx" / f"{self.name}.onnx"
+        return onnx_path(engines_dir, self.name)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,11 @@ def _model(name: str, table: dict[str, Any], sources: dict[str, WheelSource]) ->
         cpu_threads=cpu_threads)
 
 
+def onnx_path(engines_dir: str | Path, model: str) -> Path:
+    """Where ``ephemera build`` writes a model's ONNX file (and everything reads it)."""
+    return Path(engines_dir) / "onnx" / f"{model}.onnx"
+
+
 def load_manifest(path: str | Path | None = None) -> Manifest:
     """Read and validate the manifest; every problem names the key it is about."""
     p = Path(path) if path is not None else DEFAULT_MANIFEST
@@ -212,4 +218,4 @@ def repin_onnx_sha256(path: Path, name: str, sha256: str) -> None:
         raise ManifestError(f"{path}: no [models.{name}] section")
     body = re.sub(r'^onnx_sha256 = "[0-9a-f]*"', f'onnx_sha256 = "{sha256}"', section.group(1),
                   count=1, flags=re.M)
-    path.write_text(text[:section.start(1)] + body + text[section.end(1):], encoding="utf-8")
+    write_atomic(path, (text[:section.start(1)] + body + text[section.end(1):]).encode("utf-8"))
