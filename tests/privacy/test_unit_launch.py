@@ -91,14 +91,19 @@ def test_the_worker_runs_with_the_units_user_limits_and_environment(
         assert service.get("/healthz").json()["mode"] == "strict"
 
 
+# A proof takes ``tmp_path`` (it starts its own services) or ``service`` (the conftest fixture,
+# which is ``svc.running(tmp_path)``: given here the same way, through the unit's launch).
+PROOF_ARGUMENTS = (["tmp_path"], ["service"])
+
+
 def _proofs() -> list[Any]:
-    """Every end-to-end proof that takes only ``tmp_path``, from the privacy modules."""
+    """Every end-to-end proof of the privacy modules that needs nothing but a service."""
     found = []
     for module in PROOF_MODULES:
         for name in sorted(dir(module)):
             fn = getattr(module, name)
             if name.startswith("test_") and callable(fn) and list(
-                    inspect.signature(fn).parameters) == ["tmp_path"]:
+                    inspect.signature(fn).parameters) in PROOF_ARGUMENTS:
                 found.append(pytest.param(fn, id=f"{module.__name__.rsplit('.', 1)[1]}."
                                                  f"{name}"))
     return found
@@ -109,7 +114,11 @@ def test_privacy_proof_under_the_units_launch(launch: UnitLaunch, tmp_path: Path
                                               proof: Any) -> None:
     if proof.__module__.endswith("test_no_disk_writes") and shutil.which("strace") is None:
         pytest.skip("strace is not installed")
-    proof(tmp_path)
+    if list(inspect.signature(proof).parameters) == ["service"]:
+        with svc.running(tmp_path) as service:
+            proof(service)
+    else:
+        proof(tmp_path)
 
 
 def test_every_proof_module_is_run() -> None:
