@@ -281,3 +281,21 @@ def test_units_installed_enabled_and_lan_narrowed(provisioned: tuple[Path, Path,
     assert "IPAddressAllow=\nIPAddressAllow=localhost\nIPAddressAllow=192.168.44.0/24" in dropin
     raw = tomllib.loads((root / "etc/ephemera/ephemera.toml").read_text())
     assert raw["lan"]["tls_cert"] == "/etc/ephemera/tls/server.crt"
+
+
+def test_pin_hash_kept_while_the_pin_is_the_same_and_replaced_when_it_changes(
+        tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    config = root / "etc/ephemera/ephemera.toml"
+    assert provision("--config", booth_file(tmp_path), "--root", root).returncode == 0
+    first = load_config(config, env={}).admin.pin_hash
+    changed = {**BOOTH, "admin": {"pin": "112233"}}
+    result = provision("--config", booth_file(tmp_path, changed), "--root", root)
+    assert "rewrite /etc/ephemera/ephemera.toml" in result.stdout
+    second = load_config(config, env={}).admin.pin_hash
+    assert second != first and verify_pin("112233", second)
+    # No PIN in the file: the hash set earlier (or by `ephemera admin-pin`) stays.
+    unset = {**BOOTH, "admin": {"pin": ""}}
+    again = provision("--config", booth_file(tmp_path, unset), "--root", root)
+    assert "no changes" in again.stdout, again.stdout
+    assert load_config(config, env={}).admin.pin_hash == second
