@@ -90,7 +90,7 @@ def _address_and_size(data: memoryview | npt.NDArray[Any]) -> tuple[int, int, me
         flat = data.reshape(-1).view(np.uint8)
     else:
         flat = np.frombuffer(data, dtype=np.uint8)
-    return int(flat.ctypes.data), int(flat.nbytes), memoryview(flat)
+    return int(flat.ctypes.data), int(flat.nbytes), memoryview(flat.data)
 
 
 def in_secure_buffer(address: int, nbytes: int, owner: str) -> bool:

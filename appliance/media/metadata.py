@@ -88,8 +88,8 @@ def _mp4_boxes(data: memoryview, start: int, end: int) -> list[tuple[bytes, int,
 def _header_times(data: memoryview, start: int) -> tuple[int, int]:
     version = data[start]
     if version == 1:
-        return struct.unpack(">QQ", bytes(data[start + 4:start + 20]))  # type: ignore[return-value]
-    return struct.unpack(">II", bytes(data[start + 4:start + 12]))  # type: ignore[return-value]
+        return struct.unpack(">QQ", bytes(data[start + 4:start + 20]))
+    return struct.unpack(">II", bytes(data[start + 4:start + 12]))
 
 
 def mp4_metadata(data: memoryview) -> list[str]:
