@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import UserFacingError
-from appliance.jobs.effect_run import EffectJobRun, Photo
+from appliance.jobs.effect_run import EffectJobRun, Photo, segmenter
 from appliance.jobs.job import Job, OutputInfo
 from appliance.jobs.manager import JobManager
 from appliance.jobs.photos import PIXELS, FaceRule, StoredPhoto, copy_faces, gate_faces, photo_gone
@@ -42,9 +42,8 @@ def models_unavailable(exc: Exception) -> UserFacingError:
 
 def declared_outputs(effect: Any, params: dict[str, Any]) -> list[OutputInfo]:
     """The outputs an effect will make with these parameters, in its order (none ready yet)."""
-    outputs_for = getattr(effect, "outputs_for", None)
-    specs = outputs_for(params) if callable(outputs_for) else effect.outputs
-    return [OutputInfo(spec.name, spec.media_type, getattr(spec, "title", "")) for spec in specs]
+    return [OutputInfo(spec.name, spec.media_type, spec.title)
+            for spec in effect.outputs_with(params)]
 
 
 def extra_gates(bgr: Any, faces: list[Any], owner: str, gates: frozenset[str]) -> None:
@@ -101,8 +100,8 @@ class EffectJobRunner:
         except (KeyError, ValueError, AttributeError):  # deleted meanwhile (key gone too)
             raise photo_gone(index) from None
         bgr = buffer.view(np.uint8, (stored.height, stored.width, 3))
-        return Photo(bgr, copy_faces(stored.faces, job.id), owner=job.id,
-                     segment=self.pipeline.segment, photo_id=photo_id)
+        return Photo(bgr, copy_faces(stored.faces, job.id),
+                     segment=segmenter(self.pipeline, job.id))
 
     def work(self, job: Job) -> None:
         from appliance.effects.registry import get_effect

@@ -16,17 +16,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from appliance.effects.base import Photo
 from appliance.media.metadata import metadata_found
 from appliance.secure.buffers import REGISTRY
 
 if TYPE_CHECKING:
-    from appliance.vision.pipeline import Face, FacePipeline
+    from appliance.vision.pipeline import FacePipeline
     from appliance.vision.tensors import ModelProvider
 
 OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -39,38 +40,10 @@ class OutputSink(Protocol):
     def __call__(self, name: str, data: memoryview, media_type: str) -> None: ...
 
 
-@dataclass
-class Photo:
-    """One of the guest's photos as an effect sees it, in the order the guest gave them.
-
-    ``bgr`` is a view of a secure buffer of the job; ``faces`` are the gated faces (largest
-    first) with their meshes in secure buffers of the job. ``mask()`` runs the person
-    segmentation the first time it is asked for (many effects never need it).
-    """
-
-    bgr: npt.NDArray[np.uint8]
-    faces: list[Face]
-    owner: str = ""
-    segment: Callable[[npt.NDArray[np.uint8], str], npt.NDArray[np.float32]] | None = field(
-        default=None, repr=False)
-    photo_id: str = ""
-    _mask: npt.NDArray[np.float32] | None = field(default=None, repr=False)
-
-    @property
-    def width(self) -> int:
-        return int(self.bgr.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.bgr.shape[0])
-
-    def mask(self) -> npt.NDArray[np.float32]:
-        """Person mask, H x W float32 in [0, 1], in a secure buffer of the job (computed once)."""
-        if self._mask is None:
-            if self.segment is None:
-                raise RuntimeError("this photo was made without a segmenter")
-            self._mask = self.segment(self.bgr, self.owner)
-        return self._mask
+def segmenter(pipeline: FacePipeline, owner: str) -> Callable[[npt.NDArray[np.uint8]],
+                                                              npt.NDArray[np.float32]]:
+    """A photo's lazy person mask: the pipeline's segmentation into buffers of ``owner``."""
+    return lambda bgr: pipeline.segment(bgr, owner)
 
 
 @dataclass

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import UserFacingError
-from appliance.jobs.effect_jobs import declared_outputs, models_unavailable
-from appliance.jobs.effect_run import EffectJobRun, Photo
-from appliance.jobs.photos import FaceRule, bad_photo_count, faces_per_photo, gate_faces
+from appliance.jobs.effect_jobs import models_unavailable
+from appliance.jobs.effect_run import EffectJobRun, Photo, segmenter
+from appliance.jobs.photos import FaceRule, gate_faces
 from appliance.media.decode import ImageLimits, decode_image
 from appliance.models.backend import BackendError
 from appliance.secure.buffers import REGISTRY
@@ -66,10 +66,9 @@ def run_effect(effect: Any, photo_paths: list[Path], raw_params: dict[str, objec
                limits: ImageLimits | None = None) -> dict[str, Any]:
     """Run ``effect`` and write its outputs to ``folder``; returns the JSON summary."""
     started = time.monotonic()
-    per_photo = faces_per_photo(effect, len(photo_paths))
-    if per_photo is None:
-        raise bad_photo_count(effect, len(photo_paths))
+    effect.check_photo_count(len(photo_paths))
     params = effect.validate_params(raw_params)
+    per_photo = effect.faces_per_photo(params, len(photo_paths))
     check_output_folder(folder, allow_disk)
     folder.mkdir(parents=True, exist_ok=True)
     owner = f"run-{secrets.token_hex(8)}"
@@ -102,11 +101,11 @@ def run_effect(effect: Any, photo_paths: list[Path], raw_params: dict[str, objec
             since = time.monotonic()
             faces = gate_faces(pipeline, bgr, owner, rule)
             timed("faces", since)
-            photos.append(Photo(bgr, faces, owner=owner, segment=pipeline.segment))
+            photos.append(Photo(bgr, faces, segment=segmenter(pipeline, owner)))
         run = EffectJobRun(owner, photos, params, pipeline.models, pipeline, into_folder)
         effect.run(run)
         run.finish()
-        missing = [o.name for o in declared_outputs(effect, params) if o.name not in run.outputs]
+        missing = [o.name for o in effect.outputs_with(params) if o.name not in run.outputs]
         if missing:
             raise RuntimeError(f"effect {effect.key} did not emit {', '.join(missing)}")
         stages.update({name: round(seconds, 4) for name, seconds in run.stages.items()})
@@ -119,7 +118,7 @@ def run_effect(effect: Any, photo_paths: list[Path], raw_params: dict[str, objec
     return {
         "effect": effect.key,
         "params": params,
-        "photos": [{"path": str(path), "width": p.width, "height": p.height,
+        "photos": [{"path": str(path), "width": p.bgr.shape[1], "height": p.bgr.shape[0],
                     "faces": len(p.faces)} for path, p in zip(photo_paths, photos, strict=True)],
         "outputs": written,
         "stages_s": stages,

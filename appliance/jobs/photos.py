@@ -14,9 +14,8 @@ photo and a photo's release never touches a running job.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,28 +33,15 @@ SCRATCH = ":scratch"  # owner suffix for what gating allocates and drops at once
 MAX_FACES_PER_PHOTO = 2  # no effect takes more; a crowd is refused at the door
 
 
-class EffectShape(Protocol):
-    """What the photo layer needs of an Effect (appliance.effects.base.Effect)."""
-
-    key: str
-    photos: tuple[int, int]
-    faces: int
-    gates: frozenset[str]
-
-
-def faces_per_photo(effect: EffectShape, n_photos: int) -> int | None:
-    """Faces each photo must hold when the effect gets ``n_photos`` (None: not a valid count)."""
+def upload_face_counts(effect: Any) -> frozenset[int]:
+    """Faces a photo may hold to be used by ``effect`` with some number of photos and some
+    value of its parameters (the self-test's ``faces`` parameter stands for the total)."""
     low, high = effect.photos
-    if not low <= n_photos <= high or effect.faces % n_photos:
-        return None
-    return effect.faces // n_photos
-
-
-def bad_photo_count(effect: Any, given: int) -> UserFacingError:
-    low, high = effect.photos
-    count = f"{low}" if low == high else f"{low} to {high}"
-    return UserFacingError("bad_photo_count", f"{effect.title} takes {count} photo(s), not "
-                           f"{given}.", status=400, remedy=f"Give {count} photo(s).")
+    totals = {effect.faces}
+    for param in effect.params:
+        if param.name == "faces" and param.minimum is not None and param.maximum is not None:
+            totals = set(range(int(param.minimum), int(param.maximum) + 1))
+    return frozenset(max(1, total // n) for total in totals for n in range(low, high + 1))
 
 
 @dataclass(frozen=True)
@@ -66,18 +52,16 @@ class FaceRule:
     eyes_open: bool = False
 
     @classmethod
-    def for_upload(cls, effect: EffectShape | None = None, faces: int | None = None) -> FaceRule:
+    def for_upload(cls, effect: Any = None, faces: int | None = None) -> FaceRule:
         """The rule for an upload: any 1-2 faces, or what ``effect`` (or ``faces``) needs."""
-        counts: Iterable[int] = range(1, MAX_FACES_PER_PHOTO + 1)
+        counts = frozenset(range(1, MAX_FACES_PER_PHOTO + 1))
         eyes = False
         if effect is not None:
-            low, high = effect.photos
-            counts = {n for k in range(low, high + 1)
-                      if (n := faces_per_photo(effect, k)) is not None}
+            counts = upload_face_counts(effect)
             eyes = "eyes_open" in effect.gates
         if faces is not None:
-            counts = {faces}
-        return cls(frozenset(counts), eyes)
+            counts = frozenset({faces})
+        return cls(counts, eyes)
 
 
 def gate_faces(pipeline: FacePipeline, bgr: npt.NDArray[np.uint8], owner: str,

@@ -27,9 +27,8 @@ from appliance.errors import UserFacingError
 from appliance.jobs.effect_jobs import EffectJobRunner, declared_outputs
 from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager, token_required
-from appliance.jobs.photos import FaceRule, bad_photo_count, faces_per_photo
+from appliance.jobs.photos import FaceRule
 from appliance.web.delivery import SecureBody
-from appliance.web.effect_catalog import catalog
 from appliance.web.job_request import read_job_request
 from appliance.web.upload import check_upload_headers, read_body
 
@@ -87,7 +86,9 @@ def _require_consent() -> None:
 
 @api.get("/effects")
 def list_effects() -> Any:
-    return jsonify({"effects": catalog()})
+    from appliance.effects.registry import effects
+
+    return jsonify({"effects": [effect.describe() for effect in effects().values()]})
 
 
 # -- photos -------------------------------------------------------------------------------------
@@ -146,14 +147,15 @@ def delete_photo(photo_id: str) -> Any:
 
 # -- effect jobs --------------------------------------------------------------------------------
 
-def _check_faces(effect: Any, photo_ids: list[str], token: str | None) -> None:
+def _check_faces(effect: Any, params: dict[str, Any], photo_ids: list[str],
+                 token: str | None) -> None:
     """Each photo holds the faces the effect needs from it (422, naming the photo)."""
-    wanted = faces_per_photo(effect, len(photo_ids))
+    wanted = effect.faces_per_photo(params, len(photo_ids))
     for index, photo_id in enumerate(photo_ids):
         photo = _manager().photo_for_session(photo_id, token)
         found = len(photo.faces)
         if found != wanted:
-            code = "too_many_faces" if found > (wanted or 0) else "too_few_faces"
+            code = "too_many_faces" if found > wanted else "too_few_faces"
             plural = "face" if wanted == 1 else "faces"
             raise UserFacingError(
                 code, f"Photo {index + 1} shows {found} faces; {effect.title} needs {wanted} "
@@ -179,11 +181,10 @@ def create_job() -> Any:
         raise token_required()
     wanted = read_job_request(request)
     effect = get_effect(wanted.effect)
-    if faces_per_photo(effect, len(wanted.photos)) is None:
-        raise bad_photo_count(effect, len(wanted.photos))
+    effect.check_photo_count(len(wanted.photos))
     params = effect.validate_params(wanted.params)
     retention = _int_arg("retention_minutes", None, 1, manager.cfg.retention.hard_cap_minutes)
-    _check_faces(effect, wanted.photos, token)
+    _check_faces(effect, params, wanted.photos, token)
     job, _ = manager.create_job(token, effect.key, retention_minutes=retention, params=params,
                                 photo_ids=wanted.photos)
     job.outputs = {output.name: output for output in declared_outputs(effect, params)}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.jobs.effect_run import EffectJobRun, Photo
+from appliance.jobs.effect_run import EffectJobRun, Photo, segmenter
 from appliance.media.encode import encode_image
 from appliance.secure.buffers import REGISTRY
 
@@ -81,14 +81,17 @@ def test_emit_refuses_plain_memory_bad_names_types_and_metadata() -> None:
     encoded.release()
 
 
-def test_photo_mask_is_computed_once_on_demand() -> None:
+def test_photo_mask_is_computed_once_on_demand_into_the_jobs_buffers() -> None:
     calls: list[str] = []
 
-    def segment(bgr: Any, owner: str) -> Any:
-        calls.append(owner)
-        return np.ones(bgr.shape[:2], np.float32)
+    class Pipeline:
+        def segment(self, bgr: Any, owner: str) -> Any:
+            calls.append(owner)
+            _buffer, mask = REGISTRY.array(bgr.shape[:2], np.float32, owner=owner)
+            return mask
 
-    photo = Photo(np.zeros((4, 6, 3), np.uint8), [], owner=OWNER, segment=segment)
+    photo = Photo(np.zeros((4, 6, 3), np.uint8), [],
+                  segment=segmenter(Pipeline(), OWNER))  # type: ignore[arg-type]
     assert calls == []
     assert photo.mask().shape == (4, 6) and photo.mask() is photo.mask()
-    assert calls == [OWNER] and (photo.width, photo.height) == (6, 4)
+    assert calls == [OWNER] and len(REGISTRY.live(OWNER)) == 1
