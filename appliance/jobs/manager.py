@@ -25,6 +25,7 @@ from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.photos import StoredPhoto, new_photo_id, photo_gone, release_photo_data
 from appliance.jobs.tokens import CapabilityToken, Session
+from appliance.models.backend import ModelProvider
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.crypto import JobKey
 
@@ -43,12 +44,6 @@ class Store(Protocol):
                      expires_at: float | None = None) -> float: ...
 
     def delete_job(self, job_id: str) -> Any: ...
-
-
-class Models(Protocol):
-    """What the manager needs of appliance.models.loader.ModelSet."""
-
-    def zeroise_all(self) -> Any: ...
 
 
 def _not_found() -> UserFacingError:
@@ -79,7 +74,7 @@ def _token_invalid() -> UserFacingError:
 class JobManager:
     """Owns every job of the service process. Thread-safe; one instance per worker process."""
 
-    def __init__(self, cfg: Config, store: Store, models: Models, *,
+    def __init__(self, cfg: Config, store: Store, models: ModelProvider, *,
                  clock: Callable[[], float] = time.time,
                  sweep_interval_s: float | None = SWEEP_INTERVAL_S) -> None:
         self.cfg = cfg
