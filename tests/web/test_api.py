@@ -197,6 +197,8 @@ def test_job_requests_are_checked_before_anything_is_queued(client: FlaskClient,
                                                             app: Flask) -> None:
     photo = upload(client, encode(astronaut_bgr(), ".jpg")).json
     token, pid = photo["session_token"], photo["photo_id"]
+    second = upload(client, encode(astronaut_bgr(), ".png"), token=token,
+                    content_type="image/png").json["photo_id"]
     headers = {**auth(token), "Content-Type": "application/json"}
     cases = [
         (start(client, None, {"effect": "faces", "photos": [pid]}), (401, "token_required")),
@@ -214,6 +216,8 @@ def test_job_requests_are_checked_before_anything_is_queued(client: FlaskClient,
         (start(client, token, {"effect": "faces", "photos": []}), (400, "bad_job_request")),
         (start(client, token, {"effect": "faces", "photos": [pid, pid]}),
          (400, "duplicate_photo")),
+        (start(client, token, {"effect": "faces", "photos": [pid, second]}),
+         (400, "wrong_photo_count")),
         (start(client, token, {"effect": "faces", "photos": ["nope"]}),
          (404, "photo_not_found")),
         (start(client, token, {"effect": "faces", "photos": [pid], "params": {"faces": "²"}}),
