@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from appliance.audit import audit
-from appliance.config import Config
+from appliance.config import RETENTION_SWEEP_INTERVAL_S, Config
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.photos import StoredPhoto, new_photo_id, photo_gone, release_photo_data
@@ -33,7 +33,6 @@ log = logging.getLogger("ephemera.jobs")
 
 JobWork = Callable[[Job], None]
 DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
-SWEEP_INTERVAL_S = 1.0
 FIRST_RUN_ESTIMATE_S = 5.0
 
 
@@ -76,7 +75,7 @@ class JobManager:
 
     def __init__(self, cfg: Config, store: Store, models: ModelProvider, *,
                  clock: Callable[[], float] = time.time,
-                 sweep_interval_s: float | None = SWEEP_INTERVAL_S) -> None:
+                 sweep_interval_s: float | None = RETENTION_SWEEP_INTERVAL_S) -> None:
         self.cfg = cfg
         self.store = store
         self.models = models

@@ -6,8 +6,6 @@ through gunicorn are in tests/privacy/."""
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,18 +25,16 @@ CONSENT = {"X-Ephemera-Consent": "adults-consenting"}
 
 
 @pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app(monkeypatch: pytest.MonkeyPatch, ram_dir: Path) -> Iterator[Flask]:
     def forbidden(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("the API must read request.stream only")
 
     for name in ("get_data", "_load_form_data", "_get_file_stream"):
         monkeypatch.setattr(Request, name, forbidden)
-    store = Path("/dev/shm") / f"ephemera-api-{secrets.token_hex(6)}"
-    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(store / "store")})
+    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(ram_dir / "store")})
     app = create_app(cfg)
     yield app
     shutdown_app(app)
-    shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture
