@@ -41,7 +41,7 @@ def test_each_effect_has_help_from_the_registry(capsys: pytest.CaptureFixture[st
         out = capsys.readouterr().out
         assert effect.summary.split()[0] in out and "--allow-disk-output" in out
         for param in effect.params:
-            assert f"{param.name}=" in out and param.help in out
+            assert f"{param.name}: {param.help}" in out
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     listing = capsys.readouterr().out
