@@ -203,10 +203,11 @@ def job_status(job_id: str) -> Any:
 
 
 def _result_job(job_id: str) -> Job:
-    """The job of a session token, or of a one-time download token (spent here)."""
+    """The job of a session token, or of a one-time download token (checked here, spent only
+    when bytes go out: see job_output)."""
     download = request.args.get("download")
-    if download:
-        return _manager().job_for_download(job_id, download)
+    if download:  # checked here, spent only when the bytes go out (see job_output)
+        return _manager().job_for_download(job_id, download, spend=False)
     return _manager().job_for_session(job_id, _bearer())
 
 
@@ -230,7 +231,12 @@ def _byte_range(total: int) -> tuple[int, int] | None:
 @api.get("/jobs/<job_id>/outputs/<name>")
 def job_output(job_id: str, name: str) -> Any:
     """Decrypt one output into a secure buffer and stream it (or the byte range asked for);
-    the buffer is wiped when the response ends. A HEAD request decrypts nothing."""
+    the buffer is wiped when the response ends.
+
+    A HEAD decrypts nothing. A one-time download token is spent only by a GET that sends
+    bytes: a 409 while the job runs, a HEAD (a phone's link preview) or an error leaves it
+    valid. A player that needs several ranges of a video uses the session token.
+    """
     job = _result_job(job_id)
     store = current_app.extensions["ephemera.store"]
     with job.lock:
@@ -245,10 +251,19 @@ def job_output(job_id: str, name: str) -> Any:
                                   retry_after_s=1, remedy="Poll the job's status until this "
                                   "output's 'ready' is true.")
         total, media_type = output.nbytes, output.media_type
-        span = _byte_range(total)
-        start, stop = span if span is not None else (0, total)
-        # Werkzeug never closes the body of a HEAD answer: only a GET gets decrypted bytes.
-        plaintext = store.get(job.id, name, job.key) if request.method != "HEAD" else None
+    span = _byte_range(total)
+    start, stop = span if span is not None else (0, total)
+    plaintext = None
+    if request.method != "HEAD":  # Werkzeug never closes the body of a HEAD answer
+        download = request.args.get("download")
+        if download:  # outside job.lock: the manager's lock is always taken first
+            _manager().spend_download(job, download)
+        try:
+            plaintext = store.get(job.id, name, job.key)
+        except (KeyError, AttributeError, ValueError):  # released meanwhile (key gone too)
+            raise UserFacingError("job_not_found", "There is no such job for this session. "
+                                  "It may have expired or been deleted.", status=404,
+                                  remedy="Start again with a new photo.") from None
     body: Any = SecureBody(plaintext, start=start, stop=stop) if plaintext is not None else b""
     response = Response(body, status=206 if span else 200, mimetype=media_type,
                         direct_passthrough=True)

@@ -146,6 +146,10 @@ def test_photo_job_outputs_with_range_then_deletes(client: FlaskClient, app: Fla
 
     grant = client.post(f"/api/jobs/{status['job_id']}/download-token", headers=auth(token))
     assert grant.json["single_use"] is True and grant.json["output"] == "result.jpg"
+    # A link preview (HEAD) and a refused range leave the one-time link valid.
+    assert client.head(grant.json["download_url"]).status_code == 200
+    assert client.get(grant.json["download_url"],
+                      headers={"Range": f"bytes={size}-"}).status_code == 416
     assert client.get(grant.json["download_url"]).data == whole.data
     assert error(client.get(grant.json["download_url"])) == (403, "token_invalid")
 
