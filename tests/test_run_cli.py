@@ -83,6 +83,7 @@ def test_run_refusals(ram_dir: Path, tmp_path: Path,
         (["--photo", str(photo), "--photo", str(photo), "--out", out], 2,
          "wrong_photo_count"),
         (["--photo", str(ram_dir / "nothing.png"), "--out", out], 2, "no_such_file"),
+        (["--photo", str(photo), "--out", str(photo)], 2, "bad_output_folder"),
         (["--photo", str(blank), "--out", out], 1, "no_face"),
         (["--photo", str(photo), "--out", out, "--param", "faces=2"], 1, "too_few_faces"),
     ]

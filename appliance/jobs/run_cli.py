@@ -103,4 +103,4 @@ def run(args: argparse.Namespace) -> int:
 
 # Errors in how the command was called (exit 2) rather than in the photos (exit 1).
 USAGE_ERRORS = frozenset({"bad_param", "unknown_effect", "wrong_photo_count", "output_on_disk",
-                          "no_such_file"})
+                          "no_such_file", "bad_output_folder"})
