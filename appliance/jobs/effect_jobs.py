@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.effects.registry import get_effect
 from appliance.errors import UserFacingError
 from appliance.jobs.effect_run import EffectJobRun, Photo, segmenter
 from appliance.jobs.job import Job, OutputInfo
@@ -104,8 +105,6 @@ class EffectJobRunner:
                      segment=segmenter(self.pipeline, job.id))
 
     def work(self, job: Job) -> None:
-        from appliance.effects.registry import get_effect
-
         effect = get_effect(job.kind)
         job.set_progress("photos", 0.01)
         photos = [self._load_photo(job, i, pid) for i, pid in enumerate(job.photo_ids)]

@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from appliance.effects.registry import effects, get_effect
 from appliance.errors import UserFacingError
 from appliance.jobs.effect_jobs import EffectJobRunner, declared_outputs
 from appliance.jobs.job import Job, JobState
@@ -86,8 +87,6 @@ def _require_consent() -> None:
 
 @api.get("/effects")
 def list_effects() -> Any:
-    from appliance.effects.registry import effects
-
     return jsonify({"effects": [effect.describe() for effect in effects().values()]})
 
 
@@ -100,8 +99,6 @@ def upload_photo() -> Any:
     ``?effect=KEY`` gates for that effect (its faces per photo, eyes open); ``?faces=N``
     asks for exactly N faces; without either, 1 or 2 faces pass.
     """
-    from appliance.effects.registry import get_effect
-
     manager = _manager()
     _require_consent()
     effect_key = request.args.get("effect")
@@ -173,8 +170,6 @@ def _job_status(job: Job) -> dict[str, Any]:
 @api.post("/jobs")
 def create_job() -> Any:
     """An effect job on photos of this session; queued, then run by the one worker."""
-    from appliance.effects.registry import get_effect
-
     manager = _manager()
     token = _bearer()
     if not token:  # photos belong to a session: nothing to run without its token
