@@ -97,12 +97,14 @@ class EffectJobRunner:
         if stored is None:
             raise photo_gone(index)
         try:
+            faces = copy_faces(stored.faces, job.id)
             buffer = self.store.get(photo_id, PIXELS, stored.key, owner=job.id)
         except (KeyError, ValueError, AttributeError):  # deleted meanwhile (key gone too)
             raise photo_gone(index) from None
+        if self.manager.photo(photo_id) is not stored:  # deleted while being copied
+            raise photo_gone(index)
         bgr = buffer.view(np.uint8, (stored.height, stored.width, 3))
-        return Photo(bgr, copy_faces(stored.faces, job.id),
-                     segment=segmenter(self.pipeline, job.id))
+        return Photo(bgr, faces, segment=segmenter(self.pipeline, job.id))
 
     def work(self, job: Job) -> None:
         effect = get_effect(job.kind)
