@@ -260,7 +260,7 @@ class JobManager:
         session is made, but only once the queue and the store have room, so a refused
         request leaves no session behind. ``photo_ids`` (an effect job) must name ready photos
         of that session (404 ``photo_not_found`` otherwise, whoever's they are). Audited:
-        job_created and consent_given.
+        job_created, and consent_given unless the job's photos carried it.
         """
         keep_s = self.retention_seconds(retention_minutes)
         now = self.clock()
@@ -305,7 +305,8 @@ class JobManager:
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
         audit("job_created", job_id=job.id, kind=kind, retention_s=keep_s)
-        audit("consent_given", job_id=job.id, attestation="adults-consenting")
+        if photo_ids is None:  # an effect job's consent was given with each of its photos
+            audit("consent_given", job_id=job.id, attestation="adults-consenting")
         return job, secret
 
     def enqueue(self, job: Job, work: JobWork) -> None:
