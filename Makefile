@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the test suite drives for real: the browser, strace, network namespaces,
-# and the headers systemd-python compiles against.
-APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config
+# and the headers systemd-python compiles against; systemd-analyze, nft and dnsmasq check the
+# units, firewall and hotspot files provisioning writes.
+APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config systemd nftables dnsmasq-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: booth test system-deps lint typecheck pytest models clean
+.PHONY: booth test system-deps lint typecheck pytest models gallery clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ pytest: $(VENV)/.dev models
 	$(PY) -m pytest -q
 
 test: system-deps $(VENV)/.dev lint pytest
+
+# Every effect on scikit-image's sample faces as an HTML page in a tmpfs folder, to look at.
+gallery: $(VENV)/.dev models
+	PYTHONPATH=. $(PY) tools/gallery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

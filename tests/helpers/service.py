@@ -71,15 +71,41 @@ class Service:
 
     def upload(self, data: bytes, content_type: str = "image/png", token: str | None = None,
                query: str = "", consent: bool = True) -> Reply:
+        """POST /api/photos: the photo is decoded and gated now (201 or the gate's 422)."""
         headers = {"Content-Type": content_type, **(CONSENT if consent else {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return self.request("POST", "/api/jobs" + (f"?{query}" if query else ""), data,
+        return self.request("POST", "/api/photos" + (f"?{query}" if query else ""), data,
                             headers)
 
-    def get(self, path: str, token: str | None = None) -> Reply:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.request("GET", path, headers=headers)
+    def start_job(self, token: str | None, photos: list[str], effect: str = "faces",
+                  params: dict[str, Any] | None = None) -> Reply:
+        """POST /api/jobs: an effect job on photos of the session."""
+        body = json.dumps({"effect": effect, "photos": photos, "params": params or {}})
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.request("POST", "/api/jobs", body.encode(), headers)
+
+    def photo_job(self, data: bytes, content_type: str = "image/png", token: str | None = None,
+                  effect: str = "faces", params: dict[str, Any] | None = None,
+                  query: str = "") -> tuple[str, str, str]:
+        """Upload a photo and start an effect job on it: (photo id, job id, session token)."""
+        photo = self.upload(data, content_type, token=token, query=query)
+        assert photo.status == 201, photo.body
+        token = token or photo.json()["session_token"]
+        job = self.start_job(token, [photo.json()["photo_id"]], effect, params)
+        assert job.status == 202, job.body
+        return photo.json()["photo_id"], job.json()["job_id"], token
+
+    def get(self, path: str, token: str | None = None,
+            headers: dict[str, str] | None = None) -> Reply:
+        sent = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.request("GET", path, headers={**sent, **(headers or {})})
+
+    def delete(self, path: str, token: str | None) -> Reply:
+        return self.request("DELETE", path,
+                            headers={"Authorization": f"Bearer {token}"} if token else {})
 
     def wait_for_job(self, job_id: str, token: str, timeout: float = 180) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -114,8 +140,11 @@ def _wait_ready(service: Service, timeout: float) -> None:
     raise AssertionError("service did not answer in time:\n" + service.output())
 
 
-def service_env(port: int, store: Path, memfd_secret: bool, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in booth_environ().items() if not k.startswith("EPHEMERA_")}
+def service_env(port: int, store: Path, memfd_secret: bool, base: dict[str, str] | None = None,
+                **extra: str) -> dict[str, str]:
+    """``base`` (default: this process's environment less CI variables) plus the test's own."""
+    env = {k: v for k, v in (booth_environ() if base is None else base).items()
+           if not k.startswith("EPHEMERA_")}
     env.update({
         "EPHEMERA_KIOSK_PORT": str(port),
         "EPHEMERA_STORE_PATH": str(store),
@@ -129,7 +158,7 @@ def service_env(port: int, store: Path, memfd_secret: bool, **extra: str) -> dic
 
 def start(tmp_path: Path, *, memfd_secret: bool = False, wrapper: Sequence[str] = (),
           store: Path | None = None, env: dict[str, str] | None = None,
-          ready_timeout: float = 90) -> Service:
+          ready_timeout: float = 90, base_env: dict[str, str] | None = None) -> Service:
     port = free_port()
     if store is None:
         store = Path("/dev/shm") / f"ephemera-test-{secrets.token_hex(6)}" / "store"
@@ -137,7 +166,7 @@ def start(tmp_path: Path, *, memfd_secret: bool = False, wrapper: Sequence[str] 
     handle = open(log, "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "appliance", "serve"], cwd=REPO,
-        env=service_env(port, store, memfd_secret, **(env or {})), stdout=handle,
+        env=service_env(port, store, memfd_secret, base_env, **(env or {})), stdout=handle,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     handle.close()
     service = Service(port, store, proc, log)
