@@ -12,6 +12,7 @@ comma-separated.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -258,10 +259,8 @@ def _resolution(value: Any) -> tuple[int, int]:
 
 def _positive_float(value: Any) -> float:
     if isinstance(value, str):  # from the environment
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if value.strip().replace(".", "", 1).isdigit() else value
-        except ValueError:
-            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError("a number greater than 0")
     return float(value)

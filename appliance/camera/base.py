@@ -22,7 +22,7 @@ from appliance.secure.buffers import SecureBuffer
 BACKOFF_START_S = 0.5
 
 
-class CameraFault(RuntimeError):
+class CameraFaultError(RuntimeError):
     """The device stopped working; the supervisor reconnects (message: the last error)."""
 
 
@@ -95,7 +95,7 @@ class CameraSource:
                 self._session()
                 if self._stop.is_set():
                     break
-                raise CameraFault("the camera stopped sending frames")
+                raise CameraFaultError("the camera stopped sending frames")
             except Exception as exc:
                 if self._stop.is_set():
                     break

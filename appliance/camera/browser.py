@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.camera.base import Capture, CameraSource, camera_unavailable
+from appliance.camera.base import CameraSource, Capture, camera_unavailable
 from appliance.camera.registry import SourcePlugin
 from appliance.secure.buffers import SecureBuffer
 

@@ -15,6 +15,7 @@ bench use ``videotestsrc`` through exactly the same code.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shlex
@@ -30,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from appliance.camera.base import CameraFault, CameraSource, Capture, camera_unavailable
+from appliance.camera.base import CameraFaultError, CameraSource, Capture, camera_unavailable
 from appliance.camera.frames import FrameSlot
 from appliance.camera.registry import SourcePlugin
 from appliance.config import Config
@@ -88,7 +89,8 @@ class GStreamerSource(CameraSource):
 
     def _session(self) -> None:
         if shutil.which(GST_LAUNCH) is None:
-            raise CameraFault(f"{GST_LAUNCH} is not installed (apt install gstreamer1.0-tools)")
+            raise CameraFaultError(f"{GST_LAUNCH} is not installed "
+                                   "(apt install gstreamer1.0-tools)")
         preview_r, preview_w = os.pipe()
         still_r, still_w = os.pipe()
         description = build_pipeline(self.cfg, preview_w, still_w)
@@ -132,7 +134,7 @@ class GStreamerSource(CameraSource):
         for thread in readers:
             thread.join(timeout=5)
         if not self._stop.is_set():
-            raise CameraFault(self._error_text(proc))
+            raise CameraFaultError(self._error_text(proc))
 
     def _read(self, slot: FrameSlot, fd: int, counts: bool) -> None:
         stream = io.FileIO(fd, "rb", closefd=True)
@@ -170,10 +172,8 @@ class GStreamerSource(CameraSource):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=3)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=3)
 
     def _interrupt(self) -> None:
@@ -240,7 +240,7 @@ def encode_jpeg(bgr: np.ndarray, owner: str, quality: int = 95) -> SecureBuffer:
     """JPEG-encode into a secure buffer of ``owner``; OpenCV's own output array is wiped."""
     ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise CameraFault("JPEG encoding failed")
+        raise CameraFaultError("JPEG encoding failed")
     try:
         buffer = REGISTRY.allocate(int(encoded.nbytes), owner=owner, label="jpeg")
         np.copyto(buffer.view(np.uint8, (int(encoded.nbytes),)), encoded.reshape(-1))
