@@ -149,6 +149,14 @@ class CameraSource:
                 self._retry_in_s = None
             self._lock.notify_all()
 
+    def _lost(self) -> None:
+        """Frames stopped: not live any more (the supervisor reconnects)."""
+        with self._lock:
+            if self._state == "live":
+                self._state = "reconnecting"
+                self._since = time.time()
+                self._lock.notify_all()
+
     def _set_state(self, state: str) -> None:
         with self._lock:
             if state in ("starting", "reconnecting"):

@@ -72,6 +72,15 @@ def build_pipeline(cfg: Config, preview_fd: int, still_fd: int) -> str:
     )
 
 
+def pipeline_env(cfg: Config) -> dict[str, str]:
+    """The child's environment: GStreamer's plugin registry cache goes to tmpfs beside the RAM
+    store (by default it is written under ~/.cache, on the flash); no debug dumps."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("GST_DEBUG", "GST_TRACERS"))}
+    env["GST_REGISTRY"] = str(Path(cfg.store.path).parent / "gstreamer-registry.bin")
+    return env
+
+
 class GStreamerSource(CameraSource):
     name = "gstreamer"
 
@@ -101,7 +110,7 @@ class GStreamerSource(CameraSource):
             proc = subprocess.Popen(
                 [GST_LAUNCH, "-q", *shlex.split(description)], pass_fds=(preview_w, still_w),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True)
+                start_new_session=True, env=pipeline_env(self.cfg))
         finally:
             os.close(preview_w)
             os.close(still_w)
@@ -147,6 +156,8 @@ class GStreamerSource(CameraSource):
         finally:
             stream.close()
             slot.mark_broken("the pipeline stopped")
+            if not self._stop.is_set():
+                self._lost()  # the kiosk reads "reconnecting" at once
 
     def _collect_stderr(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stderr is not None
