@@ -167,8 +167,13 @@ class GStreamerSource(CameraSource):
                 self._stderr.append(line)
 
     def _error_text(self, proc: subprocess.Popen[bytes]) -> str:
-        errors = [line for line in self._stderr if "ERROR" in line or "restarting" in line]
-        detail = (errors or list(self._stderr) or [""])[-1]
+        lines = list(self._stderr)
+        # The element's own message names the device ("Cannot identify device ..."); the
+        # pipeline's closing "doesn't want to preroll" says less.
+        causes = [line for line in lines if "from element" in line or "erroneous" in line
+                  or "restarting" in line]
+        errors = causes or [line for line in lines if "ERROR" in line] or lines or [""]
+        detail = errors[0] if causes else errors[-1]
         code = proc.returncode
         how = (f"killed by signal {-code}" if code is not None and code < 0
                else f"exited with status {code}")
