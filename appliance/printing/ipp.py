@@ -38,8 +38,15 @@ STRING_TAGS = {0x41, 0x42, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49}
 PRINTER_STATES = {3: "idle", 4: "processing", 5: "stopped"}
 
 
+SERVER_BUSY = 0x0507
+
+
 class IppError(RuntimeError):
     """The printer could not be reached or refused the request."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -199,7 +206,7 @@ class IppClient:
         asked = ["printer-state", "printer-state-reasons", "printer-state-message",
                  "printer-is-accepting-jobs", "document-format-supported", "media-supported",
                  "media-ready", "printer-resolution-supported", "printer-make-and-model",
-                 "marker-levels", "marker-names"]
+                 "marker-levels", "marker-names", "print-scaling-supported"]
         response = self.request(GET_PRINTER_ATTRIBUTES, [
             (OPERATION, [*self._operation_attributes(),
                          (KEYWORD, "requested-attributes", asked)])])
@@ -217,6 +224,7 @@ class IppClient:
                          (MIME, "document-format", document_format)]),
             (JOB, job_attributes)], document)
         if not response.ok:
-            raise IppError(f"the printer refused the job (0x{response.status:04x})")
+            raise IppError(f"the printer refused the job (0x{response.status:04x})",
+                           response.status)
         job_id = response.group(JOB).get("job-id", [0])[0]
         return int(job_id) if isinstance(job_id, int) else 0

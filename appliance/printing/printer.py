@@ -20,6 +20,7 @@ from appliance.printing import ipp
 from appliance.printing.render import DPI, load_overlay, render_print
 
 STATE_CACHE_S = 2.0
+MEDIA = "na_index-4x6_4x6in"  # PWG 5101.1 name of 10x15 cm / 4x6 in photo paper
 # printer-state-reasons that stop a print, and how the screens name them
 BLOCKING = {
     "media-empty": "paper", "media-needed": "paper", "input-tray-missing": "paper",
@@ -46,11 +47,13 @@ def summarise(attributes: dict[str, list[Any]]) -> dict[str, Any]:
     problems: list[str] = []
     warnings: list[str] = []
     for reason in reasons:
-        keyword, severity = _reason_keyword(reason)
-        if keyword in BLOCKING and (severity == "error" or keyword == "offline"):
+        # Any severity blocks: a printer with "media-empty-warning" still holds the guest's
+        # print until someone loads paper, which is the unnoticed failure at events.
+        keyword, _severity = _reason_keyword(reason)
+        if keyword in BLOCKING:
             problems.append(BLOCKING[keyword])
-        elif keyword in WARNINGS or keyword in BLOCKING:
-            warnings.append(WARNINGS.get(keyword) or BLOCKING[keyword])
+        elif keyword in WARNINGS:
+            warnings.append(WARNINGS[keyword])
     accepting = bool((attributes.get("printer-is-accepting-jobs") or [True])[0])
     if state == "stopped" and not problems:
         problems.append("offline")
@@ -79,6 +82,7 @@ class BoothPrinter:
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._prints: dict[str, int] = {}  # session id -> prints made (never who)
+        self._supported: dict[str, list[Any]] = {}  # the printer's last attributes
 
     def state(self, fresh: bool = False) -> dict[str, Any]:
         if not self.enabled:
@@ -88,7 +92,9 @@ class BoothPrinter:
             if not fresh and self._cached and time.monotonic() - self._cached[0] < STATE_CACHE_S:
                 return dict(self._cached[1])
         try:
-            summary = summarise(self.client.printer_attributes())
+            attributes = self.client.printer_attributes()
+            summary = summarise(attributes)
+            self._supported = attributes
             summary["last_error"] = None
         except ipp.IppError as exc:
             summary = {"state": "offline", "ready": False, "problems": ["offline"],
@@ -130,8 +136,7 @@ class BoothPrinter:
                 remedy="Ask the booth's operator to check the printer, then try again.")
         document = render_print(bgr, owner, self.overlay)
         try:
-            with document.memoryview() as view:
-                job_id = self.client.print_job(view, "image/jpeg", self._job_attributes(bgr))
+            job_id = self._send(document, self._job_attributes(bgr))
         except ipp.IppError as exc:
             self._unreserve(session_id)
             with self._lock:
@@ -145,15 +150,36 @@ class BoothPrinter:
         return {"printed": True, "printer_job_id": job_id,
                 "prints_left": self.prints_left(session_id)}
 
+    def _send(self, document: Any, attributes: list[ipp.Attribute]) -> int:
+        """Print-Job, waiting out a printer that says it is busy with the previous print."""
+        deadline = time.monotonic() + self.cfg.printer.timeout_s
+        while True:
+            try:
+                with document.memoryview() as view:
+                    return self.client.print_job(view, "image/jpeg", attributes)
+            except ipp.IppError as exc:
+                if exc.status != ipp.SERVER_BUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
+
     def _unreserve(self, session_id: str) -> None:
         with self._lock:
             self._prints[session_id] = max(0, self._prints.get(session_id, 1) - 1)
 
-    @staticmethod
-    def _job_attributes(bgr: np.ndarray) -> list[ipp.Attribute]:
+    def _job_attributes(self, bgr: np.ndarray) -> list[ipp.Attribute]:
+        """Size, resolution and scaling, each only where the printer lists it as supported
+        (IPP Everywhere printers refuse a job with a value they do not support); the JPEG's
+        own pixels and 300 dpi say the same to a printer that takes none of them."""
         landscape = bgr.shape[1] > bgr.shape[0]
-        return [(ipp.KEYWORD, "media", "na_index-4x6_4x6in"),
-                (ipp.ENUM, "orientation-requested", 4 if landscape else 3),
-                (ipp.RESOLUTION, "printer-resolution", (DPI, DPI, 3)),
-                (ipp.KEYWORD, "print-scaling", "none"),
-                (ipp.INTEGER, "copies", 1)]
+        wanted: list[tuple[ipp.Attribute, str]] = [
+            ((ipp.KEYWORD, "media", MEDIA), "media-supported"),
+            ((ipp.RESOLUTION, "printer-resolution", (DPI, DPI, 3)),
+             "printer-resolution-supported"),
+            ((ipp.KEYWORD, "print-scaling", "none"), "print-scaling-supported"),
+        ]
+        chosen: list[ipp.Attribute] = [(ipp.ENUM, "orientation-requested",
+                                        4 if landscape else 3)]
+        for attribute, supported in wanted:
+            if attribute[2] in self._supported.get(supported, []):
+                chosen.append(attribute)
+        return chosen

@@ -1,0 +1,111 @@
+"""A real IPP Everywhere printer for tests: CUPS's ``ippeveprinter`` in a network namespace.
+
+Why a namespace: ippeveprinter insists on registering itself over DNS-SD (Avahi, over D-Bus).
+Inside a namespace of its own, with a private D-Bus and an Avahi daemon bound to that
+namespace's loopback, it announces nothing to the machine's network. The test talks to it from
+a worker thread that joined the namespace (``setns`` is per thread), so the client under test
+runs unchanged. Its output directory is on tmpfs (/dev/shm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+CLONE_NEWNET = 0x40000000
+PORT = 8631
+
+
+def available() -> bool:
+    return all(shutil.which(tool) for tool in ("ippeveprinter", "avahi-daemon", "dbus-daemon",
+                                                "ip")) and os.geteuid() == 0
+
+
+@dataclass
+class Printer:
+    namespace: str
+    spool: Path
+    uri: str
+    executor: ThreadPoolExecutor
+    pid: int
+
+    def run(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Call ``fn`` on the thread inside the namespace."""
+        return self.executor.submit(fn, *args).result(timeout=60)
+
+    def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ip", "netns", "exec", self.namespace, *command],
+                              capture_output=True, text=True, timeout=60)
+
+    def stop_printer(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, 15)
+
+
+def _enter(namespace: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+    fd = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns failed")
+    finally:
+        os.close(fd)
+
+
+SETUP = """
+set -e
+ip link set lo up
+dbus-daemon --session --address=unix:path={root}/bus --fork --print-pid > {root}/dbus.pid
+export DBUS_SYSTEM_BUS_ADDRESS=unix:path={root}/bus
+printf '[server]\\nuse-ipv4=yes\\nuse-ipv6=yes\\nallow-interfaces=lo\\n[publish]\\n' \\
+    > {root}/avahi.conf
+avahi-daemon -f {root}/avahi.conf --no-drop-root --no-chroot --no-rlimits -D
+sleep 0.5
+ippeveprinter -n localhost -p {port} -d {root}/spool -k -f image/jpeg,image/pwg-raster \\
+    -s 120 -m "Ephemera test printer" booth > {root}/printer.log 2>&1 &
+echo $! > {root}/printer.pid
+"""
+
+
+@contextlib.contextmanager
+def ipp_printer() -> Iterator[Printer]:
+    name = f"eph-ipp-{secrets.token_hex(4)}"
+    root = Path("/dev/shm") / name
+    (root / "spool").mkdir(parents=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    executor = ThreadPoolExecutor(max_workers=1, initializer=_enter, initargs=(name,))
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "sh", "-c",
+                        SETUP.format(root=root, port=PORT)], check=True, timeout=30)
+        pid = int((root / "printer.pid").read_text())
+        printer = Printer(name, root / "spool", f"ipp://localhost:{PORT}/ipp/print",
+                          executor, pid)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if printer.exec("ipptool", "-q", printer.uri,
+                            "get-printer-attributes.test").returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("ippeveprinter did not start: "
+                               + (root / "printer.log").read_text()[-500:])
+        yield printer
+    finally:
+        executor.shutdown(wait=True)
+        for pidfile in ("printer.pid", "dbus.pid"):
+            with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+                os.kill(int((root / pidfile).read_text().split()[0]), 15)
+        subprocess.run(["ip", "netns", "exec", name, "avahi-daemon", "-k"],
+                       capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
