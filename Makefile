@@ -7,6 +7,9 @@ PY     := $(VENV)/bin/python
 # Debian packages the test suite drives for real: the browser, strace, network namespaces,
 # and the headers systemd-python compiles against.
 APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config
+# Booth hardware: GStreamer cameras, a real IPP printer (ippeveprinter) and CUPS for the tests.
+APT_PACKAGES += gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	cups cups-ipp-utils avahi-daemon dbus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: booth test system-deps lint typecheck pytest models clean
