@@ -73,11 +73,16 @@ def build_pipeline(cfg: Config, preview_fd: int, still_fd: int) -> str:
 
 
 def pipeline_env(cfg: Config) -> dict[str, str]:
-    """The child's environment: GStreamer's plugin registry cache goes to tmpfs beside the RAM
-    store (by default it is written under ~/.cache, on the flash); no debug dumps."""
+    """The child's environment: GStreamer's plugin registry cache and ORC's code files go to
+    tmpfs beside the RAM store (by default under ~/.cache and ~, on the flash); no debug
+    dumps."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("GST_DEBUG", "GST_TRACERS"))}
-    env["GST_REGISTRY"] = str(Path(cfg.store.path).parent / "gstreamer-registry.bin")
+    runtime = Path(cfg.store.path).parent  # tmpfs, checked at start-up
+    env["GST_REGISTRY"] = str(runtime / "gstreamer-registry.bin")
+    # ORC (GStreamer's SIMD compiler) maps its generated code through a temporary file in
+    # XDG_RUNTIME_DIR, else HOME (seen under strace: /root/orcexec.*): keep it on tmpfs.
+    env["XDG_RUNTIME_DIR"] = str(runtime)
     return env
 
 
