@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from appliance.camera.checks import cups_problems
 from appliance.config import load_config
 from appliance.errors import UserFacingError
 from appliance.printing import ipp
@@ -114,3 +118,52 @@ def test_state_reasons_are_named_for_the_screens() -> None:
                          ["media-jam-error", "marker-supply-low-warning"]})
     assert summary["problems"] == ["jam"] and summary["warnings"] == ["ink"]
     assert not summary["ready"]
+
+
+CUPS_CONF = Path(__file__).resolve().parents[2] / "appliance" / "printing" / "cups"
+
+
+@pytest.mark.skipif(shutil.which("cupsd") is None, reason="cupsd is not installed (Debian cups)")
+def test_a_cups_queue_configured_for_the_booth_keeps_no_spool_or_history() -> None:
+    with ipp_printer.ipp_printer() as printer, ipp_printer.cups_queue(printer, CUPS_CONF) as queue:
+        # doctor's reading of the configuration as installed (paths moved to this tmpfs).
+        etc = queue.root / "etc"
+        assert cups_problems(etc / "cupsd.conf", etc / "cups-files.conf") == []
+        booth = booth_printer(queue.uri)
+        state = printer.run(booth.state, True)
+        assert state["ready"], state
+        result = printer.run(booth.print_photo, astronaut_bgr(), "session-c", "test-print")
+        assert result["printed"]
+        deadline = time.monotonic() + 30
+        arrived: list[Path] = []
+        while time.monotonic() < deadline and not arrived:
+            arrived = [p for p in printer.spool.rglob("*.jpg")]
+            time.sleep(0.2)
+        assert arrived, "the job never reached the printer through CUPS"
+        image = Image.open(arrived[0])
+        assert image.size == CARD_PIXELS and image.info["dpi"] == (300, 300)
+        # Wait for CUPS to finish the job, then look for anything it kept.
+        while time.monotonic() < deadline:
+            if printer.exec("lpstat", "-h", "localhost:631", "-o").stdout.strip() == "":
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        kept = [p for sub in ("spool", "tmp") for p in (queue.root / sub).rglob("*")
+                if p.is_file()]
+        history = printer.exec("lpstat", "-h", "localhost:631", "-W", "completed", "-o")
+        print("\n[cups] " + json.dumps({"spool_and_tmp_files": [p.name for p in kept],
+                                        "completed_jobs_listed": history.stdout.strip()}))
+        assert [p.name for p in kept if p.name[0] in "cd" and p.name[1:].isdigit()] == []
+        assert kept == [], kept
+        assert history.stdout.strip() == ""
+
+
+def test_doctor_sees_a_stock_cups_configuration_keeps_prints(tmp_path: Path) -> None:
+    stock = tmp_path / "cupsd.conf"
+    stock.write_text("LogLevel warn\nListen localhost:631\n")
+    files = tmp_path / "cups-files.conf"
+    files.write_text("SystemGroup lpadmin\n")
+    problems = cups_problems(stock, files)
+    assert any("preservejobfiles" in p for p in problems)
+    assert any("preservejobhistory" in p for p in problems)
+    assert any("requestroot" in p for p in problems)

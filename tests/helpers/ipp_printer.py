@@ -109,3 +109,53 @@ def ipp_printer() -> Iterator[Printer]:
                        capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
         shutil.rmtree(root, ignore_errors=True)
+
+
+CUPS_DIRS = {"/run/cups/spool": "spool", "/run/cups/tmp": "tmp", "/run/cups/cache": "cache",
+             "/run/cups": "state"}
+
+
+@dataclass
+class CupsQueue:
+    root: Path
+    uri: str
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+
+@contextlib.contextmanager
+def cups_queue(printer: Printer, conf_dir: Path) -> Iterator[CupsQueue]:
+    """cupsd with the booth's shipped configuration, its /run/cups paths moved under one tmpfs
+    folder (the only change), in the printer's namespace, with a queue ``ephemera`` feeding it."""
+    root = Path("/dev/shm") / f"{printer.namespace}-cups"
+    for sub in ("etc", *CUPS_DIRS.values()):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    cupsd_conf = (conf_dir / "cupsd.conf").read_text().replace("/run/cups", str(root / "state"))
+    files_conf = (conf_dir / "cups-files.conf").read_text()
+    for original, sub in CUPS_DIRS.items():
+        files_conf = files_conf.replace(original, str(root / sub))
+    files_conf += f"ServerRoot {root / 'etc'}\n"
+    (root / "etc" / "cupsd.conf").write_text(cupsd_conf)
+    (root / "etc" / "cups-files.conf").write_text(files_conf)
+    started = printer.exec("cupsd", "-c", str(root / "etc" / "cupsd.conf"),
+                           "-s", str(root / "etc" / "cups-files.conf"))
+    try:
+        if started.returncode != 0:
+            raise RuntimeError(f"cupsd did not start: {started.stderr}")
+        deadline = time.monotonic() + 20
+        while printer.exec("lpstat", "-h", "localhost:631", "-r").returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("cupsd did not answer")
+            time.sleep(0.2)
+        added = printer.exec("lpadmin", "-h", "localhost:631", "-p", "ephemera", "-E",
+                             "-v", printer.uri)
+        if added.returncode != 0:
+            raise RuntimeError(f"lpadmin failed: {added.stderr}")
+        yield CupsQueue(root, "ipp://localhost:631/printers/ephemera")
+    finally:
+        with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+            os.kill(int((root / "state" / "cupsd.pid").read_text()), 15)
+        time.sleep(0.5)
+        shutil.rmtree(root, ignore_errors=True)
