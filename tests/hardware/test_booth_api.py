@@ -76,7 +76,8 @@ class NamespacedClient:
 def test_print_a_result_from_the_kiosk(make_app: Any) -> None:
     with ipp_printer.ipp_printer() as printer:
         app = make_app(EPHEMERA_PRINTER_ENABLED="1", EPHEMERA_PRINTER_URI=printer.uri,
-                       EPHEMERA_PRINTER_PER_SESSION_LIMIT="1", EPHEMERA_PRINTER_TIMEOUT_S="20", **WITH_LAN)
+                       EPHEMERA_PRINTER_PER_SESSION_LIMIT="1", EPHEMERA_PRINTER_TIMEOUT_S="20",
+                       **WITH_LAN)
         booth = app.extensions["ephemera.printer"]
         booth.client = NamespacedClient(printer, booth.client)
         client = app.test_client()

@@ -5,8 +5,8 @@ pipeline shows as "reconnecting" and comes back, and nothing is written outside 
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
