@@ -5,6 +5,8 @@
 * ``astronaut_bgr`` / ``camera_bgr``: scikit-image's sample photos as BGR uint8 (real faces,
   nobody's private photo).
 * ``consent_headers``: what every upload must carry.
+* ``extra_effects_dir``: a second directory of the ``appliance.effects`` package, as if effect
+  modules were added to it (name them ``zz_*``; the registry is rescanned before and after).
 * ``service``: the real service under gunicorn on a free loopback port (memfd_secret off, so a
   memory scan can see a live job), stopped and its store removed afterwards.
 
@@ -14,6 +16,7 @@ Helpers are imported one way everywhere: ``from tests.helpers.<module> import ..
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +55,19 @@ def camera_bgr() -> npt.NDArray[np.uint8]:
 @pytest.fixture
 def consent_headers() -> dict[str, str]:
     return dict(svc.CONSENT)
+
+
+@pytest.fixture
+def extra_effects_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    import appliance.effects as effects_package
+    from appliance.effects import registry
+
+    monkeypatch.setattr(effects_package, "__path__", [*effects_package.__path__, str(tmp_path)])
+    registry._discover.cache_clear()
+    yield tmp_path
+    registry._discover.cache_clear()
+    for name in [n for n in sys.modules if n.startswith("appliance.effects.zz_")]:
+        del sys.modules[name]
 
 
 @pytest.fixture
