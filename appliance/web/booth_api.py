@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 
+from appliance.camera.base import camera_unavailable
 from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.web.delivery import SecureBody
@@ -104,8 +105,8 @@ def camera_capture() -> Any:
         effect = get_effect(effect_key)
     rule = FaceRule.for_upload(effect, _int_arg("faces", None, 1, 2))
     camera = current_app.extensions["ephemera.camera"]
-    if not camera.is_live:
-        camera.capture("refused")  # raises camera_unavailable with the reason
+    if not camera.is_live:  # refused before a session or photo is made for it
+        raise camera_unavailable(camera.state()["last_error"] or camera.state()["state"])
     photo, new_token = manager.create_photo(_bearer())
     try:
         still = camera.capture(photo.scratch_owner)
@@ -168,7 +169,8 @@ def print_output(job_id: str, name: str) -> Any:
 
     printer = current_app.extensions["ephemera.printer"]
     if not printer.enabled:
-        printer.print_photo(None, "", "")  # raises printing_off
+        raise UserFacingError("printing_off", "This booth does not print.", status=404,
+                              remedy="Take the picture to your phone with the QR code.")
     if not printer.cfg.printer.allow_phones:
         _kiosk_only("Printing")
     job = _manager().job_for_session(job_id, _bearer())
