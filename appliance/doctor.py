@@ -31,6 +31,7 @@ CHECK_MODULES: list[str] = [
     "appliance.models.backend_checks",
     "appliance.models.model_checks",
     "appliance.camera.checks",
+    "appliance.printing.checks",
     "appliance.effects.checks",
 ]
 

@@ -17,8 +17,9 @@ import shutil
 import statistics
 import time
 
-from appliance.camera.gstreamer import GStreamerSource, encode_jpeg
+from appliance.camera.gstreamer import GStreamerSource
 from appliance.config import load_config
+from appliance.media.encode import encode_image
 
 SIZES = {"1080p": (1920, 1080, 10), "12MP": (4000, 3000, 5)}
 
@@ -45,10 +46,12 @@ def measure(label: str, width: int, height: int, still_fps: int, seconds: float)
         for _ in range(3):
             started = time.perf_counter()
             still = source.capture("bench")
-            upload = encode_jpeg(still.pixels(), "bench")
+            upload, view = encode_image(still.pixels(), "jpeg", "bench", 95)
+            view.release()
             capture_s.append(time.perf_counter() - started)
             started = time.perf_counter()
-            again = encode_jpeg(still.pixels(), "bench")
+            again, view = encode_image(still.pixels(), "jpeg", "bench", 95)
+            view.release()
             encode_s.append(time.perf_counter() - started)
             for buffer in (still.buffer, upload, again):
                 buffer.release()

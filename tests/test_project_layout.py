@@ -22,6 +22,7 @@ LAYERS = [
     {"appliance", "config", "errors", "audit", "doctor"},
     {"secure"},
     {"media", "models"},
+    {"camera", "printing"},
     {"vision"},
     {"effects"},
     {"jobs"},

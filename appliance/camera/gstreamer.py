@@ -28,14 +28,14 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from appliance.camera.base import CameraFaultError, CameraSource, Capture, camera_unavailable
 from appliance.camera.frames import FrameSlot
 from appliance.camera.registry import SourcePlugin
 from appliance.config import Config
-from appliance.secure.buffers import REGISTRY, SecureBuffer, wipe_array
+from appliance.media.encode import encode_image
+from appliance.secure.buffers import REGISTRY, SecureBuffer
 
 GST_LAUNCH = "gst-launch-1.0"
 JETSON_MARKER = Path("/etc/nv_tegra_release")
@@ -247,7 +247,9 @@ class GStreamerSource(CameraSource):
                                        owner=owner, label="preview")
         try:
             self.preview.copy_latest(frame)
-            return encode_jpeg(frame, owner, PREVIEW_JPEG_QUALITY)
+            jpeg, view = encode_image(frame, "jpeg", owner, PREVIEW_JPEG_QUALITY)
+            view.release()
+            return jpeg
         finally:
             buffer.release()
 
@@ -255,19 +257,6 @@ class GStreamerSource(CameraSource):
         width, height = self.cfg.camera.still_size
         return {"still_size": [width, height], "preview_size": list(self.cfg.camera.preview_size),
                 "pipeline": (self.cfg.camera.pipeline.strip() or default_source(self.cfg))}
-
-
-def encode_jpeg(bgr: np.ndarray, owner: str, quality: int = 95) -> SecureBuffer:
-    """JPEG-encode into a secure buffer of ``owner``; OpenCV's own output array is wiped."""
-    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise CameraFaultError("JPEG encoding failed")
-    try:
-        buffer = REGISTRY.allocate(int(encoded.nbytes), owner=owner, label="jpeg")
-        np.copyto(buffer.view(np.uint8, (int(encoded.nbytes),)), encoded.reshape(-1))
-        return buffer
-    finally:
-        wipe_array(encoded)
 
 
 SOURCE = SourcePlugin("gstreamer", "a GStreamer pipeline: Jetson CSI (nvarguscamerasrc) or "

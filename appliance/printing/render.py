@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from appliance.camera.gstreamer import encode_jpeg
+from appliance.media.encode import encode_image
 from appliance.secure.buffers import REGISTRY, SecureBuffer
 
 DPI = 300
@@ -82,9 +82,9 @@ def render_print(bgr: np.ndarray, owner: str, overlay: np.ndarray | None = None
         fill_card(bgr, card)
         if overlay is not None:
             blend_overlay(card, overlay, owner)
-        jpeg = encode_jpeg(card, owner, PRINT_QUALITY)
+        jpeg, view = encode_image(card, "jpeg", owner, PRINT_QUALITY)
     finally:
         buffer.release()
-    with jpeg.memoryview() as view:
+    with view:
         set_jfif_density(view, DPI)
     return jpeg

@@ -90,8 +90,8 @@ def camera_frame() -> Any:
 @booth.post("/camera/capture")
 def camera_capture() -> Any:
     """Capture and keep the still as a photo of the session (consent as for an upload)."""
-    from appliance.camera.gstreamer import encode_jpeg
     from appliance.jobs.photos import FaceRule
+    from appliance.media.encode import encode_image
     from appliance.web.api import _int_arg, _manager, _require_consent, _runner
 
     _kiosk_only("The booth's camera")
@@ -113,7 +113,8 @@ def camera_capture() -> Any:
         if still.media_type == "image/jpeg":
             upload = still.buffer
         else:
-            upload = encode_jpeg(still.pixels(), photo.scratch_owner, 95)
+            upload, view = encode_image(still.pixels(), "jpeg", photo.scratch_owner, 95)
+            view.release()
             still.buffer.release()
         _runner().receive_photo(photo, upload, rule)
     except UserFacingError as exc:

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from appliance.camera.checks import cups_problems
 from appliance.config import load_config
 from appliance.errors import UserFacingError
 from appliance.printing import ipp
+from appliance.printing.checks import cups_problems
 from appliance.printing.printer import BoothPrinter, summarise
 from appliance.printing.render import CARD_PIXELS, render_print
 from appliance.secure.buffers import REGISTRY
