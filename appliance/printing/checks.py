@@ -68,7 +68,7 @@ def printer_ready(cfg: Config) -> CheckResult:
         detail += " (" + ", ".join(state["problems"]) + ")"
     if problems:
         return CheckResult(False, detail + "; CUPS would keep prints: " + "; ".join(problems),
-                           "install appliance/printing/cups/cupsd.conf and cups-files.conf "
-                           "into /etc/cups and restart cups")
+                           "provision the booth with [printing] enabled = true: it installs "
+                           "a cupsd.conf and cups-files.conf that keep nothing")
     return CheckResult(bool(state["ready"]), detail, "load paper/ink, switch the printer on "
                        "and check printer.uri", warning=not state["ready"])

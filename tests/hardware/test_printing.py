@@ -120,13 +120,13 @@ def test_state_reasons_are_named_for_the_screens() -> None:
     assert not summary["ready"]
 
 
-CUPS_CONF = Path(__file__).resolve().parents[2] / "appliance" / "printing" / "cups"
-
-
 @pytest.mark.skipif(shutil.which("cupsd") is None, reason="cupsd is not installed (Debian cups)")
 def test_a_cups_queue_configured_for_the_booth_keeps_no_spool_or_history() -> None:
-    with ipp_printer.ipp_printer() as printer, ipp_printer.cups_queue(printer, CUPS_CONF) as queue:
-        # doctor's reading of the configuration as installed (paths moved to this tmpfs).
+    from appliance.provision import render
+
+    with ipp_printer.ipp_printer() as printer, ipp_printer.cups_queue(
+            printer, render.CUPSD, render.CUPS_FILES) as queue:
+        # doctor's reading of the configuration as provisioning installs it (paths on tmpfs).
         etc = queue.root / "etc"
         assert cups_problems(etc / "cupsd.conf", etc / "cups-files.conf") == []
         booth = booth_printer(queue.uri)
@@ -156,6 +156,10 @@ def test_a_cups_queue_configured_for_the_booth_keeps_no_spool_or_history() -> No
         assert [p.name for p in kept if p.name[0] in "cd" and p.name[1:].isdigit()] == []
         assert kept == [], kept
         assert history.stdout.strip() == ""
+        # What cupsd keeps across restarts: its job cache, written as it stops, lists no job.
+        queue.stop()
+        job_cache = queue.root / "cache" / "job.cache"
+        assert not job_cache.exists() or "<Job " not in job_cache.read_text(errors="replace")
 
 
 def test_doctor_sees_a_stock_cups_configuration_keeps_prints(tmp_path: Path) -> None:

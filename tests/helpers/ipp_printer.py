@@ -111,8 +111,7 @@ def ipp_printer() -> Iterator[Printer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-CUPS_DIRS = {"/run/cups/spool": "spool", "/run/cups/tmp": "tmp", "/run/cups/cache": "cache",
-             "/run/cups": "state"}
+CUPS_DIRS = {"/run/cups/spool": "spool", "/run/cups/tmp": "tmp", "/run/cups": "state"}
 
 
 @dataclass
@@ -120,23 +119,31 @@ class CupsQueue:
     root: Path
     uri: str
 
-    @property
-    def spool(self) -> Path:
-        return self.root / "spool"
+    def stop(self) -> None:
+        """SIGTERM cupsd and wait: on the way out it writes its job cache."""
+        pid_file = self.root / "state" / "cupsd.pid"
+        with contextlib.suppress(OSError, ValueError, ProcessLookupError):
+            pid = int(pid_file.read_text())
+            os.kill(pid, 15)
+            deadline = time.monotonic() + 15
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
 
 
 @contextlib.contextmanager
-def cups_queue(printer: Printer, conf_dir: Path) -> Iterator[CupsQueue]:
-    """cupsd with the booth's shipped configuration, its /run/cups paths moved under one tmpfs
-    folder (the only change), in the printer's namespace, with a queue ``ephemera`` feeding it."""
+def cups_queue(printer: Printer, cupsd_conf: str, files_conf: str) -> Iterator[CupsQueue]:
+    """cupsd with the configuration provisioning installs, in the printer's namespace, with a
+    queue ``ephemera`` feeding it. The only changes: its /run/cups paths move under one tmpfs
+    folder of this test, and ServerRoot, CacheDir and StateDir (defaults under /etc, /var) move
+    there too, so the test touches nothing of the machine's own CUPS."""
     root = Path("/dev/shm") / f"{printer.namespace}-cups"
-    for sub in ("etc", *CUPS_DIRS.values()):
+    for sub in ("etc", "cache", *CUPS_DIRS.values()):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    cupsd_conf = (conf_dir / "cupsd.conf").read_text().replace("/run/cups", str(root / "state"))
-    files_conf = (conf_dir / "cups-files.conf").read_text()
     for original, sub in CUPS_DIRS.items():
+        cupsd_conf = cupsd_conf.replace(original, str(root / sub))
         files_conf = files_conf.replace(original, str(root / sub))
-    files_conf += f"ServerRoot {root / 'etc'}\n"
+    files_conf += (f"ServerRoot {root / 'etc'}\nCacheDir {root / 'cache'}\n"
+                   f"StateDir {root / 'state'}\n")
     (root / "etc" / "cupsd.conf").write_text(cupsd_conf)
     (root / "etc" / "cups-files.conf").write_text(files_conf)
     started = printer.exec("cupsd", "-c", str(root / "etc" / "cupsd.conf"),
