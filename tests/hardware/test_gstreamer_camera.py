@@ -35,6 +35,13 @@ def camera_config(tmp_path: Path, pipeline: str = TEST_SOURCE, still_fps: int = 
     return load_config(env=env)
 
 
+@pytest.fixture(autouse=True)
+def _remove_runtime_folder():
+    """The pipeline's GStreamer registry cache lives beside the (unused) store: remove it."""
+    yield
+    shutil.rmtree(f"/dev/shm/ephemera-cam-{os.getpid()}", ignore_errors=True)
+
+
 @pytest.fixture
 def camera(tmp_path: Path):
     source = make_source(camera_config(tmp_path))
@@ -42,7 +49,6 @@ def camera(tmp_path: Path):
     assert source.wait_live(30), source.state()
     yield source
     source.close()
-    shutil.rmtree(f"/dev/shm/ephemera-cam-{os.getpid()}", ignore_errors=True)
 
 
 def test_sources_are_found_not_listed() -> None:

@@ -62,6 +62,8 @@ def _enter(namespace: str) -> None:
         os.close(fd)
 
 
+# avahi-daemon keeps its pid file at a fixed path (/run/avahi-daemon/pid) and refuses to start
+# while another one's is there; a private mount of that folder keeps each test's daemon apart.
 SETUP = """
 set -e
 ip link set lo up
@@ -69,8 +71,15 @@ dbus-daemon --session --address=unix:path={root}/bus --fork --print-pid > {root}
 export DBUS_SYSTEM_BUS_ADDRESS=unix:path={root}/bus
 printf '[server]\\nuse-ipv4=yes\\nuse-ipv6=yes\\nallow-interfaces=lo\\n[publish]\\n' \\
     > {root}/avahi.conf
-avahi-daemon -f {root}/avahi.conf --no-drop-root --no-chroot --no-rlimits -D
-sleep 0.5
+unshare -m sh -c 'mount -t tmpfs avahi /run/avahi-daemon && exec avahi-daemon \\
+    -f {root}/avahi.conf --no-drop-root --no-chroot --no-rlimits' > {root}/avahi.log 2>&1 &
+echo $! > {root}/avahi.pid
+i=0
+until dbus-send --bus=unix:path={root}/bus --print-reply --dest=org.freedesktop.DBus \\
+        /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner \\
+        string:org.freedesktop.Avahi 2>/dev/null | grep -q 'boolean true'; do
+    i=$((i + 1)); [ $i -lt 100 ] || {{ cat {root}/avahi.log >&2; exit 1; }}; sleep 0.1
+done
 ippeveprinter -n localhost -p {port} -d {root}/spool -k -f image/jpeg,image/pwg-raster \\
     -s 120 -m "Ephemera test printer" booth > {root}/printer.log 2>&1 &
 echo $! > {root}/printer.pid
@@ -102,11 +111,9 @@ def ipp_printer() -> Iterator[Printer]:
         yield printer
     finally:
         executor.shutdown(wait=True)
-        for pidfile in ("printer.pid", "dbus.pid"):
+        for pidfile in ("printer.pid", "avahi.pid", "dbus.pid"):
             with contextlib.suppress(OSError, ValueError, ProcessLookupError):
                 os.kill(int((root / pidfile).read_text().split()[0]), 15)
-        subprocess.run(["ip", "netns", "exec", name, "avahi-daemon", "-k"],
-                       capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
