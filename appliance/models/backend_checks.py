@@ -29,8 +29,14 @@ def inference_backend(cfg: Config) -> CheckResult:
                                "install TensorRT (JetPack) or set models.backend = 'auto'")
         return CheckResult(True, f"ONNX Runtime on the CPU for all {count} models "
                                  "(TensorRT is not importable here)")
-    missing = [name for name, entry in manifest.models.items() if engine_for(entry, cfg) is None]
+    dynamic = [name for name, entry in manifest.models.items() if entry.profiles]
+    missing = [name for name, entry in manifest.models.items()
+               if not entry.profiles and engine_for(entry, cfg) is None]
     if not missing:
+        if dynamic:
+            return CheckResult(True, f"TensorRT engines for {count - len(dynamic)} models; "
+                                     f"ONNX Runtime for the dynamic-shape graphs "
+                                     f"{', '.join(dynamic)}")
         return CheckResult(True, f"TensorRT engines for all {count} models")
     detail = (f"TensorRT for {count - len(missing)} of {count} models; no accepted engine for "
               f"this device for: {', '.join(missing)}")

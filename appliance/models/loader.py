@@ -76,12 +76,15 @@ def backend_kind(cfg: Config, model: str | None = None,
     """``"onnxruntime"`` or ``"tensorrt"``: what ``model`` runs on (with no model: what all of
     the booth's models run on; ``"onnxruntime"`` unless every one of them has an engine)."""
     configured = cfg.models.backend
+    manifest = manifest or load_manifest()
+    if model is not None and _entry(manifest, model).profiles:
+        return "onnxruntime"  # dynamic shapes: the TensorRT backend binds fixed shapes
     if configured in ("onnxruntime", "tensorrt"):
         return configured
     if not tensorrt_importable():
         return "onnxruntime"
-    manifest = manifest or load_manifest()
-    names = [model] if model is not None else list(manifest.models)
+    names = [model] if model is not None else [n for n, e in manifest.models.items()
+                                               if not e.profiles]
     found = all(engine_for(_entry(manifest, name), cfg) is not None for name in names)
     return "tensorrt" if found else "onnxruntime"
 
@@ -107,7 +110,7 @@ def open_backend(name: str, cfg: Config, manifest: Manifest | None = None) -> Ba
         if entry.cpu_threads:
             threads = min(threads, entry.cpu_threads)
         backend = OnnxRuntimeBackend(entry.onnx_path(cfg.models.engines_dir), entry.onnx_sha256,
-                                     name, threads=threads)
+                                     name, threads=threads, profiles=entry.profiles)
     try:
         _check_tensors(entry, backend)
     except BackendError:
@@ -120,7 +123,7 @@ def _check_tensors(entry: ModelEntry, backend: Backend) -> None:
     """The pre- and post-processing trust the manifest's shapes: the model must agree."""
     for kind, declared, actual in (("inputs", entry.inputs, backend.inputs),
                                    ("outputs", entry.outputs, backend.outputs)):
-        want = sorted((t.name, tuple(t.shape)) for t in declared)
+        want = sorted((t.name, tuple(t.spec().shape)) for t in declared)  # named dims: -1
         got = sorted((t.name, tuple(t.shape)) for t in actual)
         if want != got:
             raise BackendError(f"model {entry.name}: its {kind} {got} differ from the "

@@ -1,0 +1,102 @@
+"""NumPy/OpenCV references for the generated pixel graphs: the same formulas, written the
+plain way (OpenCV box filters and resizes), so each graph can be checked on the same inputs."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from appliance.effects.graphs.ops import BGR_TO_Y
+
+F32 = npt.NDArray[np.float32]
+
+
+def box(x: F32, radius: int) -> F32:
+    """Window mean clipped to the image (OpenCV's unnormalised box / in-image counts)."""
+    k = (2 * radius + 1, 2 * radius + 1)
+    total = cv2.boxFilter(x, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    count = cv2.boxFilter(np.ones(x.shape[:2], np.float32), -1, k, normalize=False,
+                          borderType=cv2.BORDER_CONSTANT)
+    return (total / (count if x.ndim == 2 else count[..., None])).astype(np.float32)
+
+
+def resize(x: F32, height: int, width: int) -> F32:
+    return cv2.resize(x, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def block_mean(x: F32, f: int) -> F32:
+    h, w = x.shape[0] // f, x.shape[1] // f
+    return x.reshape(h, f, w, f, *x.shape[2:]).mean(axis=(1, 3)).astype(np.float32)
+
+
+def luma(bgr: F32) -> F32:
+    return (bgr @ np.asarray(BGR_TO_Y, np.float32)).astype(np.float32)
+
+
+def guided(guide: F32, src: F32, radius: int, eps: float) -> tuple[F32, F32]:
+    """Box-averaged guided-filter coefficients (a, b) with a one-channel guide."""
+    g3 = guide if src.ndim == 2 else guide[..., None]
+    mean_i, mean_p = box(guide, radius), box(src, radius)
+    mi3 = mean_i if src.ndim == 2 else mean_i[..., None]
+    cov = box(g3 * src, radius) - mi3 * mean_p
+    var = box(guide * guide, radius) - mean_i * mean_i
+    a = cov / ((var if src.ndim == 2 else var[..., None]) + eps)
+    b = mean_p - a * mi3
+    return box(a, radius), box(b, radius)
+
+
+def matte(image: npt.NDArray[np.uint8], mask: F32, factor: int, radius: int, eps: float,
+          fg_radius: int) -> tuple[F32, F32]:
+    h, w = image.shape[0] // factor, image.shape[1] // factor
+    pixels = image.astype(np.float32)
+    guide = luma(pixels) / 255.0
+    guide_low = block_mean(guide, factor)
+    low = resize(mask, h, w)
+    a, b = guided(guide_low, low, radius, eps)
+    alpha_low = np.clip(a * guide_low + b, 0, 1)
+    alpha = np.clip(resize(a, *image.shape[:2]) * guide + resize(b, *image.shape[:2]), 0, 1)
+    colours = block_mean(pixels, factor)
+
+    def mean(weight: F32) -> F32:
+        return box(weight[..., None] * colours, fg_radius) / (
+            box(weight, fg_radius)[..., None] + 1e-4)
+
+    fg, bg = mean(alpha_low), mean(1 - alpha_low)
+    bg_full = resize(bg, *image.shape[:2])
+    d_full = resize(fg - bg, *image.shape[:2])
+    a3 = alpha[..., None]
+    foreground = bg_full + d_full + a3 * (pixels - bg_full - a3 * d_full)
+    return alpha, np.clip(foreground, 0, 255)
+
+
+def retouch(image: npt.NDArray[np.uint8], skin: F32, fine_radius: int, factor: int,
+            radius: int, eps: float) -> F32:
+    planes = image.astype(np.float32) / 255.0
+    fine = box(planes, fine_radius)
+    guide = luma(planes)
+    a, b = guided(block_mean(guide, factor), block_mean(planes, factor), radius, eps)
+    size = image.shape[:2]
+    smooth = resize(a, *size) * guide[..., None] + resize(b, *size)
+    return np.clip((planes + skin[..., None] * (smooth - fine)) * 255.0, 0, 255)
+
+
+def relight_gain(shading: F32, light: F32, height: int, width: int) -> F32:
+    normals, weight = shading[:3], shading[3]
+
+    def half_lambert(direction: F32) -> F32:
+        soft = np.tensordot(direction, normals, axes=(0, 0)) * 0.5 + 0.5
+        return (soft * soft).astype(np.float32)
+
+    energy = light[6] * half_lambert(light[0:3]) + light[7] * half_lambert(light[3:6])
+    return resize((1 + weight * (energy - 1)).astype(np.float32), height, width)
+
+
+def style(foreground: npt.NDArray[np.uint8], alpha: F32, backdrop: npt.NDArray[np.uint8],
+          shading: F32, light: F32, table: npt.NDArray[np.uint8], levels: int) -> F32:
+    gain = relight_gain(shading, light, *alpha.shape)
+    a = alpha[..., None]
+    comp = np.clip(foreground * (gain[..., None] * a) + backdrop * (1 - a), 0, 255)
+    steps = np.floor(comp * ((levels - 1) / 255.0) + 0.5).astype(np.int64)
+    index = steps[..., 0] * levels * levels + steps[..., 1] * levels + steps[..., 2]
+    return table[index].astype(np.float32)
