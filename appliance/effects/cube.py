@@ -114,13 +114,27 @@ def apply_reference(table: npt.NDArray[np.float32], rgb: npt.NDArray[np.float32]
     return out.astype(np.float32)
 
 
+def _interp_matrix(source: int, target: int) -> npt.NDArray[np.float64]:
+    """target x source weights of linear interpolation between lattices on [0, 1]."""
+    pos = np.linspace(0.0, source - 1.0, target)
+    low = np.minimum(np.floor(pos).astype(np.int64), source - 2)
+    frac = pos - low
+    weights = np.zeros((target, source))
+    weights[np.arange(target), low] = 1 - frac
+    weights[np.arange(target), low + 1] += frac
+    return weights
+
+
 def resample(table: npt.NDArray[np.float32], size: int) -> npt.NDArray[np.float32]:
-    """The same LUT on a ``size``^3 lattice (trilinear), e.g. to feed a fixed-size graph."""
+    """The same LUT on a ``size``^3 lattice. Trilinear interpolation is separable, so this is
+    one small matrix product per axis."""
     if table.shape[0] == size:
         return table
-    axis = np.linspace(0.0, 1.0, size)
-    b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
-    return apply_reference(table, np.stack([r, g, b], axis=-1).astype(np.float32))
+    weights = _interp_matrix(table.shape[0], size)
+    out = np.einsum("ib,bgrc->igrc", weights, table.astype(np.float64), optimize=True)
+    out = np.einsum("jg,igrc->ijrc", weights, out, optimize=True)
+    out = np.einsum("kr,ijrc->ijkc", weights, out, optimize=True)
+    return out.astype(np.float32)
 
 
 def lut_texture(table: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -141,7 +155,5 @@ def format_cube(table: npt.NDArray[np.float32], title: str) -> str:
 def dense_table(table: npt.NDArray[np.float32], levels: int) -> npt.NDArray[np.uint8]:
     """The style graph's ``lut`` input: the LUT sampled at ``levels`` steps per channel,
     rows indexed b * L^2 + g * L + r, BGR uint8 outputs (``graphs.style.table_lookup``)."""
-    axis = np.linspace(0.0, 1.0, levels, dtype=np.float32)
-    b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
-    rgb = apply_reference(table, np.stack([r, g, b], axis=-1).reshape(-1, 3))
-    return np.ascontiguousarray(np.clip(rgb[:, ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    dense = resample(table, levels).reshape(-1, 3)[:, ::-1]
+    return np.ascontiguousarray(np.clip(dense * 255.0 + 0.5, 0, 255).astype(np.uint8))
