@@ -87,3 +87,8 @@ def no_face(canary: Canary) -> npt.NDArray[np.uint8]:
     size = canary.patch_rgb.shape[0]
     image[8:8 + size, 8:8 + size] = canary.patch_rgb[:, :, ::-1]
     return image
+
+
+def camera_bgr() -> npt.NDArray[np.uint8]:
+    """scikit-image's camera (grey, a three-quarter face) as a BGR photo."""
+    return np.ascontiguousarray(cv2.cvtColor(skdata.camera(), cv2.COLOR_GRAY2BGR))
