@@ -20,12 +20,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from appliance.jobs.runner import EffectJobRunner
 from skimage import data as skdata
 
 from appliance.config import load_config
 from appliance.jobs.job import JobState
 from appliance.jobs.manager import JobManager
-from appliance.jobs.runner import EffectJobRunner
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.store import RamStore

@@ -100,3 +100,27 @@ def style(foreground: npt.NDArray[np.uint8], alpha: F32, backdrop: npt.NDArray[n
     steps = np.floor(comp * ((levels - 1) / 255.0) + 0.5).astype(np.int64)
     index = steps[..., 0] * levels * levels + steps[..., 1] * levels + steps[..., 2]
     return table[index].astype(np.float32)
+
+
+def cubic_matrix(n_out: int, n_in: int, start: float, step: float,
+                 a: float = -0.75) -> npt.NDArray[np.float64]:
+    """Keys' bicubic weights (n_out x n_in) sampling at start + i * step, edges clamped."""
+    weights = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        x = start + i * step
+        base = int(np.floor(x))
+        for k in range(base - 1, base + 3):
+            d = abs(x - k)
+            w = ((a + 2) * d ** 3 - (a + 3) * d ** 2 + 1 if d <= 1
+                 else a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a if d < 2 else 0.0)
+            weights[i, min(max(k, 0), n_in - 1)] += w
+    return weights
+
+
+def crop_resize(image: npt.NDArray[np.uint8], x0: float, y0: float, step: float,
+                height: int, width: int) -> npt.NDArray[np.float64]:
+    """Bicubic sampling of ``image`` at (x0 + i * step, y0 + j * step), float64, separable."""
+    rows = cubic_matrix(height, image.shape[0], y0, step)
+    cols = cubic_matrix(width, image.shape[1], x0, step)
+    along_y = np.tensordot(rows, image.astype(np.float64), axes=(1, 0))  # h x X x c
+    return np.einsum("hxc,wx->hwc", along_y, cols, optimize=True)

@@ -6,6 +6,8 @@ made once per process and reused for every guest.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -34,16 +36,17 @@ def bokeh(height: int, width: int, base_top: tuple[float, float, float],
           colours: list[tuple[float, float, float]], seed: int) -> U8:
     """Out-of-focus outdoors: a sky-to-foliage gradient with soft discs of light."""
     t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-    image = np.broadcast_to(_rgb(base_top) * (1 - t) + _rgb(base_bottom) * t,
+    image: npt.NDArray[Any] = np.broadcast_to(_rgb(base_top) * (1 - t) + _rgb(base_bottom) * t,
                             (height, width, 3)).copy()
     rng = np.random.default_rng(seed)
     small = (height // 4, width // 4)
-    lights = np.zeros((*small, 3), np.float32)
-    cover = np.zeros(small, np.float32)
+    lights: npt.NDArray[Any] = np.zeros((*small, 3), np.float32)
+    cover: npt.NDArray[Any] = np.zeros(small, np.float32)
     for _ in range(70):
         cx, cy = rng.uniform(0, small[1]), rng.uniform(0, small[0] * 0.8)
         radius = rng.uniform(6, 22)
-        colour = _rgb(tuple(colours[int(rng.integers(len(colours)))]))
+        pick = colours[int(rng.integers(len(colours)))]
+        colour = _rgb((pick[0], pick[1], pick[2]))
         strength = rng.uniform(0.25, 0.7)
         disc = np.zeros(small, np.float32)
         cv2.circle(disc, (int(cx * 16), int(cy * 16)), int(radius * 16), strength, -1,

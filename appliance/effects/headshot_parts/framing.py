@@ -1,11 +1,11 @@
 """Framing from the mesh: where the 4:5 portrait frame lies in the source photo.
 
-The rule: the eye line 40 % from the top, the face centred horizontally and levelled (the roll
-between the eyes removed), the face (forehead top to chin along the face's own axis) a third
-of the frame's height: head and shoulders. The frame is an affine map from output pixels to
-source pixels; the caller crops the source to the frame's bounding box (and shrinks a crop
-more than 1.25 times the output's scale with an area filter) so the warp graph reads only what
-it needs.
+The rule: the eye line 40 % from the top, the face centred horizontally, the face (forehead top
+to chin) a third of the frame's height: head and shoulders. The frame is axis-aligned (the
+photo is not rotated: a guest's slight head tilt is theirs), so it is a scale and an origin.
+The caller crops the source to the frame's box (repeating the border where the frame reaches
+past the photo), area-shrinks a crop larger than the output, and the framing graph enlarges
+the rest bicubically.
 """
 
 from __future__ import annotations
@@ -17,86 +17,89 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from appliance.effects.graphs.warp import PORTRAIT, normalised_matrix
+from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi
 from appliance.effects.headshot_parts.landmarks import CHIN, FOREHEAD_TOP
 from appliance.vision.mesh import eye_centres
 
 EYE_LINE = 0.40  # eye line, fraction of the height from the top
 FACE_HEIGHT = 0.33  # forehead-to-chin length, fraction of the frame's height
-MAX_SHRINK_SCALE = 1.25  # shrink a crop (area filter) until source/output <= this
+MARGIN = 4  # source pixels around the frame's box, for the cubic kernel
 
 
 @dataclass(frozen=True)
 class Frame:
-    """output (x, y, 1) -> source (x, y): ``matrix``; ``scale`` output pixels per source pixel."""
+    """Output pixel (x, y) shows source pixel (x0 + x / scale, y0 + y / scale)."""
 
-    matrix: npt.NDArray[np.float64]  # 2 x 3
-    scale: float
+    x0: float
+    y0: float
+    scale: float  # output pixels per source pixel
     height: int = PORTRAIT[0]
     width: int = PORTRAIT[1]
 
     def to_output(self, points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Source mesh (N x 3, z in source pixels) -> output pixels (z scaled alike)."""
-        full = np.vstack([self.matrix, [0.0, 0.0, 1.0]])
-        inverse = np.linalg.inv(full)[:2]
-        xy = points[:, :2].astype(np.float64) @ inverse[:, :2].T + inverse[:, 2]
-        return np.column_stack([xy, points[:, 2] * self.scale]).astype(np.float32)
+        out = points.astype(np.float64).copy()
+        out[:, 0] = (out[:, 0] - self.x0) * self.scale
+        out[:, 1] = (out[:, 1] - self.y0) * self.scale
+        out[:, 2] *= self.scale
+        return out.astype(np.float32)
+
+    def to_source(self, x: float, y: float) -> tuple[float, float]:
+        return self.x0 + x / self.scale, self.y0 + y / self.scale
 
 
 def frame_from_mesh(mesh: npt.NDArray[np.float32]) -> Frame:
     height, width = PORTRAIT
     right, left = eye_centres(mesh)  # the person's right eye is on the image's left
     middle = (right + left) / 2.0
-    across = left - right
-    roll = math.atan2(float(across[1]), float(across[0]))
-    up = np.array([math.sin(roll), -math.cos(roll)])  # the face's "up" in the source
-    face = float(abs(np.dot(mesh[FOREHEAD_TOP, :2] - mesh[CHIN, :2], up)))
-    face = max(face, 1.0)
+    face = max(float(np.hypot(*(mesh[FOREHEAD_TOP, :2] - mesh[CHIN, :2]))), 1.0)
     scale = FACE_HEIGHT * height / face
-    cos, sin = math.cos(roll) / scale, math.sin(roll) / scale
-    linear = np.array([[cos, -sin], [sin, cos]])  # output offsets -> source offsets
-    eye_out = np.array([width / 2.0, EYE_LINE * height])
-    offset = middle - linear @ eye_out
-    return Frame(np.column_stack([linear, offset]), scale)
+    return Frame(float(middle[0]) - (width - 1) / 2.0 / scale,
+                 float(middle[1]) - EYE_LINE * height / scale, scale)
 
 
 @dataclass(frozen=True)
 class Crop:
-    """The part of the source the warp reads: rows/cols, the shrink, and the graph's matrix."""
+    """The source box the framing graph reads (may reach past the photo: the border is
+    repeated), the size it is shrunk to, and the graph's ``roi``."""
 
     y0: int
     y1: int
     x0: int
     x1: int
-    size: tuple[int, int]  # (width, height) after shrinking; the crop's own size if none
-    matrix: npt.NDArray[np.float32]  # the warp graph's ``matrix`` input
+    size: tuple[int, int]  # (width, height) after shrinking; the box's own size if none
+    roi: npt.NDArray[np.float32]
 
 
-def plan_crop(frame: Frame, image_height: int, image_width: int) -> Crop:
-    """The bounding box of the frame in the source (clipped, with a margin for the cubic
-    kernel), the size to shrink it to, and the matrix that maps output pixels into it."""
-    corners = np.array([[0, 0, 1], [frame.width, 0, 1], [0, frame.height, 1],
-                        [frame.width, frame.height, 1]], np.float64) @ frame.matrix.T
-    x0 = int(np.clip(math.floor(corners[:, 0].min()) - 3, 0, image_width - 1))
-    y0 = int(np.clip(math.floor(corners[:, 1].min()) - 3, 0, image_height - 1))
-    x1 = int(np.clip(math.ceil(corners[:, 0].max()) + 4, x0 + 1, image_width))
-    y1 = int(np.clip(math.ceil(corners[:, 1].max()) + 4, y0 + 1, image_height))
+def plan_crop(frame: Frame) -> Crop:
+    last_x, last_y = frame.to_source(frame.width - 1, frame.height - 1)
+    x0, y0 = math.floor(frame.x0) - MARGIN, math.floor(frame.y0) - MARGIN
+    x1, y1 = math.ceil(last_x) + MARGIN + 1, math.ceil(last_y) + MARGIN + 1
     cw, ch = x1 - x0, y1 - y0
-    shrink = min(1.0, MAX_SHRINK_SCALE * frame.scale)
-    sw, sh = max(16, round(cw * shrink)), max(16, round(ch * shrink))
+    # Shrink (area filter) so the box is no larger than the output: the graph only enlarges.
+    shrink = min(1.0, frame.width / cw, frame.height / ch)
+    sw, sh = max(16, math.floor(cw * shrink)), max(16, math.floor(ch * shrink))
     fx, fy = sw / cw, sh / ch
-    # source pixel (x, y) -> shrunk crop pixel ((x - x0 + 0.5) * fx - 0.5, ...)
-    to_crop = np.array([[fx, 0.0, (0.5 - x0) * fx - 0.5], [0.0, fy, (0.5 - y0) * fy - 0.5],
-                        [0.0, 0.0, 1.0]])
-    out_to_crop = (to_crop @ np.vstack([frame.matrix, [0.0, 0.0, 1.0]]))[:2]
-    return Crop(y0, y1, x0, x1, (sw, sh), normalised_matrix(out_to_crop, sw, sh))
+
+    def to_crop(x: float, y: float) -> tuple[float, float]:
+        return (x - x0 + 0.5) * fx - 0.5, (y - y0 + 0.5) * fy - 0.5
+
+    first = to_crop(frame.x0, frame.y0)
+    last = to_crop(last_x, last_y)
+    roi = crop_box_roi(first[0], first[1], last[0], last[1], sw, sh, frame.width, frame.height)
+    return Crop(y0, y1, x0, x1, (sw, sh), roi)
 
 
-def shrink_crop(source: npt.NDArray[np.uint8], crop: Crop,
-                out: npt.NDArray[np.uint8]) -> None:
-    """Copy (or area-shrink) the crop of ``source`` into ``out`` (crop.size)."""
-    region = source[crop.y0:crop.y1, crop.x0:crop.x1]
-    if region.shape[1] == out.shape[1] and region.shape[0] == out.shape[0]:
-        np.copyto(out, region)
-    else:
-        cv2.resize(region, crop.size, dst=out, interpolation=cv2.INTER_AREA)
+def fill_crop(source: npt.NDArray[np.uint8], crop: Crop, box: npt.NDArray[np.uint8],
+              out: npt.NDArray[np.uint8] | None) -> None:
+    """Copy the crop's box of ``source`` into ``box`` (its full size, border repeated past the
+    photo), then area-shrink it into ``out`` when the crop is shrunk."""
+    height, width = source.shape[:2]
+    iy0, iy1 = max(crop.y0, 0), min(crop.y1, height)
+    ix0, ix1 = max(crop.x0, 0), min(crop.x1, width)
+    if iy0 >= iy1 or ix0 >= ix1:
+        raise ValueError("the frame does not overlap the photo")
+    cv2.copyMakeBorder(source[iy0:iy1, ix0:ix1], iy0 - crop.y0, crop.y1 - iy1,
+                       ix0 - crop.x0, crop.x1 - ix1, cv2.BORDER_REPLICATE, dst=box)
+    if out is not None:
+        cv2.resize(box, crop.size, dst=out, interpolation=cv2.INTER_AREA)

@@ -14,6 +14,8 @@ guessed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +28,7 @@ BODY_TILT = 6.0  # how strongly the mask's fall-off tilts the inflated normals
 BODY_WEIGHT = 0.7  # relight strength on the body relative to the face
 
 
-def triangles(points: F32) -> npt.NDArray[np.int32]:
+def triangles(points: npt.NDArray[Any]) -> npt.NDArray[np.int32]:
     """Delaunay triangles (indices) of the mesh's x, y."""
     lo = points[:, :2].min(axis=0) - 2
     hi = points[:, :2].max(axis=0) + 2
@@ -53,8 +55,8 @@ def face_normals(points: F32, height: int, width: int) -> tuple[F32, F32]:
     normals = np.cross(b - a, c - a)
     normals *= np.where(normals[:, 2:3] > 0, -1.0, 1.0)  # towards the camera: z < 0
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-6)
-    planes = np.zeros((h, w, 3), np.float32)
-    coverage = np.zeros((h, w), np.float32)
+    planes: npt.NDArray[Any] = np.zeros((h, w, 3), np.float32)
+    coverage: npt.NDArray[Any] = np.zeros((h, w), np.float32)
     for tri, normal in zip(tris, normals, strict=True):
         poly = np.round(small[tri, :2] * 16).astype(np.int32)
         cv2.fillConvexPoly(planes, poly, normal.tolist(), cv2.LINE_8, 4)
@@ -66,10 +68,11 @@ def face_normals(points: F32, height: int, width: int) -> tuple[F32, F32]:
     weight = cv2.GaussianBlur(coverage, (0, 0), sigma)
     planes = planes / np.maximum(weight[..., None], 1e-3)
     coverage = cv2.GaussianBlur(coverage, (0, 0), 2 * sigma)
-    return np.ascontiguousarray(planes.transpose(2, 0, 1)), coverage
+    return (np.ascontiguousarray(planes.transpose(2, 0, 1), dtype=np.float32),
+            np.asarray(coverage, np.float32))
 
 
-def body_normals(alpha_small: F32) -> F32:
+def body_normals(alpha_small: npt.NDArray[Any]) -> F32:
     """Normals inflated from the person mask (3 x h x w), facing the camera inside."""
     soft = cv2.GaussianBlur(alpha_small, (0, 0), max(2.0, alpha_small.shape[1] / 40))
     gy, gx = np.gradient(soft)

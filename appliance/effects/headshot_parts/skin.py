@@ -7,6 +7,8 @@ is the retouch strength where the mask is 1.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +20,7 @@ F32 = npt.NDArray[np.float32]
 
 def feature_mask(points: F32, size: int, grow: int) -> npt.NDArray[np.uint8]:
     """255 on the eyes, brows and lips (hulls grown by ``grow`` pixels), 0 elsewhere."""
-    mask = np.zeros((size, size), np.uint8)
+    mask: npt.NDArray[Any] = np.zeros((size, size), np.uint8)
     for group in FEATURES:
         hull = cv2.convexHull(np.round(points[list(group), :2]).astype(np.int32))
         cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_8)
@@ -32,7 +34,7 @@ def skin_weight(points: F32, size: int, strength: float) -> F32:
     """``size`` x ``size`` float weights for the retouch graph (points in square pixels)."""
     face_width = float(np.ptp(points[:, 0]))
     grow = max(2, round(0.03 * face_width))
-    skin = np.zeros((size, size), np.float32)
+    skin: npt.NDArray[Any] = np.zeros((size, size), np.float32)
     cv2.fillPoly(skin, [np.round(points[list(FACE_OVAL), :2]).astype(np.int32)], 1.0)
     skin[feature_mask(points, size, grow) > 0] = 0.0
     skin = cv2.erode(skin, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))

@@ -161,7 +161,7 @@ def read_backdrop_image(path: Path, style_path: Path) -> npt.NDArray[np.uint8]:
         raise StyleError(f"{style_path}: backdrop image {path.name!r} is {w}x{h}; use one at "
                          f"least 256 pixels on each side and at most 40 megapixels "
                          "(1024x1280 or larger looks best)")
-    return image
+    return np.asarray(image, np.uint8)
 
 
 def _cover(image: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
@@ -172,7 +172,7 @@ def _cover(image: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     big = cv2.resize(image, size, interpolation=interp)
     y0, x0 = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
-    return np.ascontiguousarray(big[y0:y0 + height, x0:x0 + width])
+    return np.ascontiguousarray(big[y0:y0 + height, x0:x0 + width], dtype=np.uint8)
 
 
 def _number(table: dict[str, Any], key: str, where: str, low: float, high: float) -> float:
