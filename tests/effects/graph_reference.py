@@ -46,39 +46,53 @@ def guided(guide: F32, src: F32, radius: int, eps: float) -> tuple[F32, F32]:
     return box(a, radius), box(b, radius)
 
 
+def colour_guided(guide: F32, src: F32, radius: int, eps: float) -> tuple[F32, F32]:
+    """Box-averaged guided-filter coefficients with a colour guide (h x w x 3): a (h x w x 3),
+    b (h x w), each window's 3 x 3 system solved by NumPy."""
+    means = box(guide, radius)
+    mean_p = box(src, radius)
+    cov = np.empty((*src.shape, 3, 3), np.float64)
+    for i in range(3):
+        for j in range(3):
+            cov[..., i, j] = box(guide[..., i] * guide[..., j], radius) - means[..., i] * \
+                means[..., j] + (eps if i == j else 0.0)
+    cov_p = box(guide * src[..., None], radius) - means * mean_p[..., None]
+    a = np.linalg.solve(cov, cov_p[..., None].astype(np.float64))[..., 0].astype(np.float32)
+    b = (mean_p - (a * means).sum(axis=-1)).astype(np.float32)
+    return box(a, radius), box(b, radius)
+
+
 def matte(image: npt.NDArray[np.uint8], mask: F32, factor: int, radius: int, eps: float,
           fg_radius: int) -> tuple[F32, F32]:
     h, w = image.shape[0] // factor, image.shape[1] // factor
+    size = image.shape[:2]
     pixels = image.astype(np.float32)
-    guide = luma(pixels) / 255.0
-    guide_low = block_mean(guide, factor)
-    low = resize(mask, h, w)
-    a, b = guided(guide_low, low, radius, eps)
-    alpha_low = np.clip(a * guide_low + b, 0, 1)
-    alpha = np.clip(resize(a, *image.shape[:2]) * guide + resize(b, *image.shape[:2]), 0, 1)
     colours = block_mean(pixels, factor)
+    guide = colours / 255.0
+    a, b = colour_guided(guide, resize(mask, h, w), radius, eps)
+    alpha_low = np.clip((a * guide).sum(axis=-1) + b, 0, 1)
+    alpha = np.clip((resize(a, *size) / 255.0 * pixels).sum(axis=-1) + resize(b, *size), 0, 1)
 
     def mean(weight: F32) -> F32:
         return box(weight[..., None] * colours, fg_radius) / (
             box(weight, fg_radius)[..., None] + 1e-4)
 
     fg, bg = mean(alpha_low), mean(1 - alpha_low)
-    bg_full = resize(bg, *image.shape[:2])
-    d_full = resize(fg - bg, *image.shape[:2])
+    bg_full = resize(bg, *size)
+    d_full = resize(fg - bg, *size)
     a3 = alpha[..., None]
     foreground = bg_full + d_full + a3 * (pixels - bg_full - a3 * d_full)
     return alpha, np.clip(foreground, 0, 255)
 
 
-def retouch(image: npt.NDArray[np.uint8], skin: F32, fine_radius: int, factor: int,
+def retouch(image: npt.NDArray[np.uint8], skin: F32, tone_radius: int, factor: int,
             radius: int, eps: float) -> F32:
     planes = image.astype(np.float32) / 255.0
-    fine = box(planes, fine_radius)
-    guide = luma(planes)
-    a, b = guided(block_mean(guide, factor), block_mean(planes, factor), radius, eps)
-    size = image.shape[:2]
-    smooth = resize(a, *size) * guide[..., None] + resize(b, *size)
-    return np.clip((planes + skin[..., None] * (smooth - fine)) * 255.0, 0, 255)
+    tone = box(box(planes, tone_radius), tone_radius)
+    guide = block_mean(luma(planes), factor)
+    a, b = guided(guide, block_mean(planes, factor), radius, eps)
+    evened = resize(a * guide[..., None] + b, *image.shape[:2])
+    return np.clip((planes + skin[..., None] * (evened - tone)) * 255.0, 0, 255)
 
 
 def relight_gain(shading: F32, light: F32, height: int, width: int) -> F32:

@@ -123,7 +123,7 @@ def test_retouch_graph_matches_reference() -> None:
     skin = RNG.random((128, 96), dtype=np.float32)
     (got,) = _session(serialize(retouch.retouch(128, 96, "retouch_test"))).run(
         None, {"image": image, "skin": skin})
-    want = ref.retouch(image, skin, retouch.FINE_RADIUS, retouch.FACTOR, retouch.RADIUS,
+    want = ref.retouch(image, skin, retouch.TONE_RADIUS, retouch.FACTOR, retouch.RADIUS,
                        retouch.EPS)
     assert np.abs(got.astype(np.float32) - want).max() <= 1.0
 

@@ -1,8 +1,9 @@
 """Person matte at full output resolution: guided-filter refinement and foreground colours.
 
 The segmentation model's 256 x 256 mask is resized to the guide's low resolution, fitted there
-as a local linear function of the photo's brightness (fast guided filter) and applied at full
-resolution, so the edge follows hair and shoulders. The foreground colours are then estimated
+as a local linear function of the photo's colour (fast guided filter with a colour guide) and
+applied at full resolution, so the edge follows hair and shoulders, also where the two sides
+are equally bright. The foreground colours are then estimated
 so the old background's colour does not bleed into the edge band when the person is
 composited over a new backdrop (no halo): F = Fm + a (I - a Fm - (1 - a) Bm), with Fm and Bm
 the alpha- and (1 - alpha)-weighted local colour means (one level of Forte, ICIP 2021),
@@ -16,12 +17,10 @@ import onnx
 
 from appliance.effects.graphs import Graph
 from appliance.effects.graphs.ops import (
-    block_mean,
     box,
-    guided_coefficients,
+    colour_guided_coefficients,
     hwc_block_mean,
     hwc_float,
-    hwc_luma,
     hwc_to_u8,
     planes_to_hwc,
     resize_to,
@@ -44,15 +43,17 @@ def matte(height: int, width: int, name: str, mask_side: int = MASK_SIDE) -> onn
     image = g.input("image", "uint8", [height, width, 3])
     mask = g.input("mask", "float32", [mask_side, mask_side])
     pixels = hwc_float(g, image)  # H x W x 3 in [0, 255]
-    guide = g.scale(hwc_luma(g, pixels, height, width), 1.0 / 255.0)  # [1, 1, H, W]
-    guide_low = block_mean(g, guide, FACTOR)
+    colours_low = hwc_block_mean(g, pixels, FACTOR, height, width)  # [1, 3, h, w], 0..255
+    guide_low = g.scale(colours_low, 1.0 / 255.0)
     low = resize_to(g, g.op("Reshape", mask, g.ints(1, 1, mask_side, mask_side)), h, w)
-    a, b = guided_coefficients(g, guide_low, low, RADIUS, EPS, h, w)
-    alpha_low = g.clip(g.add(g.mul(a, guide_low), b), 0.0, 1.0)
-    alpha = g.clip(g.add(g.mul(resize_to(g, a, height, width), guide),
-                         resize_to(g, b, height, width)), 0.0, 1.0)
+    a, b = colour_guided_coefficients(g, guide_low, low, RADIUS, EPS, h, w)
+    alpha_low = g.clip(g.add(g.op("ReduceSum", g.mul(a, guide_low), g.ints(1), keepdims=1), b),
+                       0.0, 1.0)
+    a_full = planes_to_hwc(g, g.scale(a, 1.0 / 255.0), height, width)  # per 0..255 pixel
+    b_full = g.op("Reshape", resize_to(g, b, height, width), g.ints(height, width, 1))
+    alpha = g.clip(g.add(g.op("ReduceSum", g.mul(a_full, pixels), g.ints(2), keepdims=1),
+                         b_full), 0.0, 1.0)  # H x W x 1
 
-    colours_low = hwc_block_mean(g, pixels, FACTOR, height, width)  # [1, 3, h, w]
     one = g.const(1.0)
 
     def weighted_mean(weight: str) -> str:
@@ -64,7 +65,7 @@ def matte(height: int, width: int, name: str, mask_side: int = MASK_SIDE) -> onn
     bg_mean = weighted_mean(g.sub(one, alpha_low))
     bg_full = planes_to_hwc(g, bg_mean, height, width)
     diff_full = planes_to_hwc(g, g.sub(fg_mean, bg_mean), height, width)
-    a_hwc = g.op("Reshape", alpha, g.ints(height, width, 1))
+    a_hwc = alpha
     # F = Bm + D + a (I - Bm - a D), D = Fm - Bm (the same formula, fewer full-size passes)
     residual = g.sub(g.sub(pixels, bg_full), g.mul(a_hwc, diff_full))
     foreground = g.add(g.add(bg_full, diff_full), g.mul(a_hwc, residual))

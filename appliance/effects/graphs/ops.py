@@ -97,6 +97,44 @@ def guided_coefficients(g: Graph, guide: str, source: str, radius: int, eps: flo
     return box(g, a, radius, height, width), box(g, b, radius, height, width)
 
 
+def colour_guided_coefficients(g: Graph, guide: str, source: str, radius: int, eps: float,
+                               height: int, width: int) -> tuple[str, str]:
+    """He et al.'s guided filter with a colour guide ``[1, 3, h, w]`` and a one-channel source:
+    box-averaged a ``[1, 3, h, w]`` and b ``[1, 1, h, w]`` of q = a . I + b. Each window's 3 x 3
+    colour covariance (+ eps) is inverted in closed form (cofactors), so an edge between two
+    colours of equal brightness still separates (hair against a same-brightness wall)."""
+    def channel(x: str, i: int) -> str:
+        return g.op("Slice", x, g.ints(i), g.ints(i + 1), g.ints(1))
+
+    colours = [channel(guide, i) for i in range(3)]
+    means = [box(g, c, radius, height, width) for c in colours]
+    mean_p = box(g, source, radius, height, width)
+
+    def cov(i: int, j: int) -> str:
+        both = box(g, g.mul(colours[i], colours[j]), radius, height, width)
+        value = g.sub(both, g.mul(means[i], means[j]))
+        return g.op("Add", value, g.const(eps)) if i == j else value
+
+    s00, s01, s02, s11, s12, s22 = cov(0, 0), cov(0, 1), cov(0, 2), cov(1, 1), cov(1, 2), \
+        cov(2, 2)
+    cov_p = [g.sub(box(g, g.mul(c, source), radius, height, width), g.mul(m, mean_p))
+             for c, m in zip(colours, means, strict=True)]
+    c00 = g.sub(g.mul(s11, s22), g.mul(s12, s12))
+    c01 = g.sub(g.mul(s02, s12), g.mul(s01, s22))
+    c02 = g.sub(g.mul(s01, s12), g.mul(s02, s11))
+    c11 = g.sub(g.mul(s00, s22), g.mul(s02, s02))
+    c12 = g.sub(g.mul(s01, s02), g.mul(s00, s12))
+    c22 = g.sub(g.mul(s00, s11), g.mul(s01, s01))
+    det = g.add(g.add(g.mul(s00, c00), g.mul(s01, c01)), g.mul(s02, c02))
+    rows = ((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))
+    coeffs = [g.div(g.add(g.add(g.mul(r0, cov_p[0]), g.mul(r1, cov_p[1])), g.mul(r2, cov_p[2])),
+                    det) for r0, r1, r2 in rows]
+    b = g.sub(mean_p, g.add(g.add(g.mul(coeffs[0], means[0]), g.mul(coeffs[1], means[1])),
+                            g.mul(coeffs[2], means[2])))
+    a = g.op("Concat", *[box(g, c, radius, height, width) for c in coeffs], axis=1)
+    return a, box(g, b, radius, height, width)
+
+
 def fast_guided_filter(g: Graph, guide_full: str, source_low: str, factor: int, radius: int,
                        eps: float, height: int, width: int) -> str:
     """Fast guided filter: coefficients fitted at 1/``factor`` size, applied at full size.

@@ -1,6 +1,7 @@
 """Framing from the mesh: where the 4:5 portrait frame lies in the source photo.
 
-The rule: the eye line 40 % from the top, the face centred horizontally, the face (forehead top
+The rule: the eye line 40 % from the top, the face (its outline's mean) centred horizontally,
+the face (forehead top
 to chin) a third of the frame's height: head and shoulders. The frame is axis-aligned (the
 photo is not rotated: a guest's slight head tilt is theirs), so it is a scale and an origin.
 The caller crops the source to the frame's box (repeating the border where the frame reaches
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi
-from appliance.effects.headshot_parts.landmarks import CHIN, FOREHEAD_TOP
+from appliance.effects.headshot_parts.landmarks import CHIN, FACE_OVAL, FOREHEAD_TOP
 from appliance.vision.mesh import eye_centres
 
 EYE_LINE = 0.40  # eye line, fraction of the height from the top
@@ -47,6 +48,19 @@ class Frame:
     def to_source(self, x: float, y: float) -> tuple[float, float]:
         return self.x0 + x / self.scale, self.y0 + y / self.scale
 
+    def points_to_source(self, points: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        out = points.astype(np.float64).copy()
+        out[:, 0] = out[:, 0] / self.scale + self.x0
+        out[:, 1] = out[:, 1] / self.scale + self.y0
+        out[:, 2] /= self.scale
+        return out.astype(np.float32)
+
+    def differs(self, other: Frame, tolerance: float) -> bool:
+        """Whether ``other`` moves the face by more than ``tolerance`` of the frame's width
+        (or scales it by more than that fraction)."""
+        shift = max(abs(self.x0 - other.x0), abs(self.y0 - other.y0)) * self.scale
+        return shift > tolerance * self.width or abs(other.scale / self.scale - 1) > tolerance
+
 
 def frame_from_mesh(mesh: npt.NDArray[np.float32]) -> Frame:
     height, width = PORTRAIT
@@ -54,7 +68,8 @@ def frame_from_mesh(mesh: npt.NDArray[np.float32]) -> Frame:
     middle = (right + left) / 2.0
     face = max(float(np.hypot(*(mesh[FOREHEAD_TOP, :2] - mesh[CHIN, :2]))), 1.0)
     scale = FACE_HEIGHT * height / face
-    return Frame(float(middle[0]) - (width - 1) / 2.0 / scale,
+    centre = float(mesh[list(FACE_OVAL), 0].mean())  # the face's middle, also turned
+    return Frame(centre - (width - 1) / 2.0 / scale,
                  float(middle[1]) - EYE_LINE * height / scale, scale)
 
 

@@ -30,12 +30,14 @@ from appliance.effects.headshot_parts.styles import Style
 from appliance.media.encode import encode_image
 from appliance.models.backend import ModelProvider
 from appliance.secure.buffers import REGISTRY
+from appliance.vision.mesh import PRESENCE_THRESHOLD, FaceMesher, rect_from_mesh
 from appliance.vision.segment import Segmenter
 
 FRAME, MATTE, RETOUCH, STYLE = ("fx_frame_portrait", "fx_matte_portrait", "fx_retouch_face",
                                 "fx_style_portrait")
 MODELS = (FRAME, MATTE, RETOUCH, STYLE, "selfie_segmentation")
 MASK_SIDE = 256
+REFRAME_TOLERANCE = 0.01
 JPEG_QUALITY = 92
 
 Emit = Callable[[Style, memoryview], None]
@@ -75,21 +77,20 @@ def prepare(bgr: npt.NDArray[np.uint8], mesh: npt.NDArray[np.float32], models: M
     """Everything up to the styles, for one photo and its face's mesh (source pixels)."""
     timings: dict[str, float] = {}
     height, width = PORTRAIT
-    with _timed(timings, "crop"):
-        frame = frame_from_mesh(mesh)
-        crop = plan_crop(frame)
-        box = _secure((crop.y1 - crop.y0, crop.x1 - crop.x0, 3), np.uint8, owner,
-                      "headshot-crop")
-        shrunk = None
-        if crop.size != (box.shape[1], box.shape[0]):
-            shrunk = _secure((crop.size[1], crop.size[0], 3), np.uint8, owner,
-                             "headshot-crop-shrunk")
-        fill_crop(bgr, crop, box, shrunk)
-    with _timed(timings, "frame"):
-        framed = models.get(FRAME).run({"image": box if shrunk is None else shrunk,
-                                        "roi": crop.roi})["framed"]
-        image = _secure((height, width, 3), np.uint8, owner, "headshot-frame")
-        np.copyto(image, framed)
+    frame = frame_from_mesh(mesh)
+    image = _secure((height, width, 3), np.uint8, owner, "headshot-frame")
+    _frame_into(bgr, frame, models, owner, image, timings)
+    with _timed(timings, "reframe"):
+        # The mesh measured again on the framed face: a small source's face is only a few
+        # dozen pixels wide, and our mesh on the enlarged face is the more precise. Framed
+        # again when it moves the face by more than 1 % of the frame.
+        better = _remesh(image, frame, mesh, models, owner)
+        if better is not None:
+            mesh = better
+        refined = frame_from_mesh(mesh)
+    if frame.differs(refined, REFRAME_TOLERANCE):
+        frame = refined
+        _frame_into(bgr, frame, models, owner, image, timings)
     with _timed(timings, "segment"):
         mask = _secure((MASK_SIDE, MASK_SIDE), np.float32, owner, "headshot-mask")
         Segmenter(models).low_res_mask(image, owner, mask)
@@ -108,6 +109,36 @@ def prepare(bgr: npt.NDArray[np.uint8], mesh: npt.NDArray[np.float32], models: M
         shading = _secure((4, height // 4, width // 4), np.float32, owner, "headshot-shading")
         np.copyto(shading, shading_map(points, alpha, 1.0))
     return Prepared(frame, image, alpha, foreground, shading, points, relight, owner, timings)
+
+
+def _frame_into(bgr: npt.NDArray[np.uint8], frame: Frame, models: ModelProvider, owner: str,
+                out: npt.NDArray[np.uint8], timings: dict[str, float]) -> None:
+    """Crop (and area-shrink) the source, then the framing graph, into ``out``."""
+    with _timed(timings, "crop"):
+        crop = plan_crop(frame)
+        box = _secure((crop.y1 - crop.y0, crop.x1 - crop.x0, 3), np.uint8, owner,
+                      "headshot-crop")
+        shrunk = None
+        if crop.size != (box.shape[1], box.shape[0]):
+            shrunk = _secure((crop.size[1], crop.size[0], 3), np.uint8, owner,
+                             "headshot-crop-shrunk")
+        fill_crop(bgr, crop, box, shrunk)
+    with _timed(timings, "frame"):
+        framed = models.get(FRAME).run({"image": box if shrunk is None else shrunk,
+                                        "roi": crop.roi})["framed"]
+        np.copyto(out, framed)
+
+
+def _remesh(image: npt.NDArray[np.uint8], frame: Frame, mesh: npt.NDArray[np.float32],
+            models: ModelProvider, owner: str) -> npt.NDArray[np.float32] | None:
+    """The face's mesh measured on the framed image, in source pixels (None: no face)."""
+    result = FaceMesher(models).run(image, rect_from_mesh(frame.to_output(mesh)), owner)
+    try:
+        if result.presence < PRESENCE_THRESHOLD:
+            return None
+        return frame.points_to_source(result.points)
+    finally:
+        result.buffer.release()
 
 
 def face_square(points: npt.NDArray[np.float32], height: int, width: int) -> tuple[int, int]:
