@@ -6,8 +6,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from appliance.vision.mesh import eye_centres
-
 F64 = npt.NDArray[np.float64]
 
 

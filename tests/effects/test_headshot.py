@@ -238,10 +238,10 @@ def test_key_light_brightens_the_key_side(face_models: Any) -> None:
                            "backdrop": grey, "shading": shading, "light": light,
                            "lut": table})["styled"].astype(np.float64).mean(axis=2)
 
-        def at(direction: np.ndarray) -> float:
+        def at(direction: np.ndarray, image: np.ndarray = out) -> float:
             x = int(w / 2 + direction[0] * w / 2 * 0.9)
             y = int(h / 2 + direction[1] * w / 2 * 0.9)
-            return float(out[y, x])
+            return float(image[y, x])
 
         assert at(light[0:3]) > 1.3 * at(light[3:6]), style.key
         assert abs(out[h // 2, w // 2] - 100) <= 3
