@@ -29,15 +29,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance.config import load_config  # noqa: E402
-from appliance.effects import headshot  # noqa: E402
-from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi, normalised_matrix  # noqa: E402
-from appliance.effects.headshot_parts import render  # noqa: E402
-from appliance.media.decode import decode_image  # noqa: E402
-from appliance.media.encode import encode_image  # noqa: E402
-from appliance.models.loader import ModelSet  # noqa: E402
-from appliance.secure.buffers import REGISTRY  # noqa: E402
-from appliance.vision.pipeline import FacePipeline  # noqa: E402
+from appliance.config import load_config
+from appliance.effects import headshot
+from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi, normalised_matrix
+from appliance.effects.headshot_parts import render
+from appliance.media.decode import decode_image
+from appliance.media.encode import encode_image
+from appliance.models.loader import ModelSet
+from appliance.secure.buffers import REGISTRY
+from appliance.vision.pipeline import FacePipeline
 
 WIDTH, HEIGHT = 4000, 3000
 

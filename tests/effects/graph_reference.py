@@ -109,9 +109,9 @@ def relight_gain(shading: F32, light: F32, height: int, width: int) -> F32:
 def style(foreground: npt.NDArray[np.uint8], alpha: F32, backdrop: npt.NDArray[np.uint8],
           shading: F32, light: F32, table: npt.NDArray[np.uint8], levels: int) -> F32:
     gain = relight_gain(shading, light, *alpha.shape)
-    a = alpha[..., None]
-    comp = np.clip(foreground * (gain[..., None] * a) + backdrop * (1 - a), 0, 255)
-    steps = np.floor(comp * ((levels - 1) / 255.0) + 0.5).astype(np.int64)
+    a = alpha[..., None].astype(np.float64)
+    comp = (foreground * (gain[..., None] * a) + backdrop * (1 - a)) * (levels - 1) / 255.0
+    steps = np.clip(np.round(comp), 0, levels - 1).astype(np.int64)
     index = steps[..., 0] * levels * levels + steps[..., 1] * levels + steps[..., 2]
     return table[index].astype(np.float32)
 

@@ -139,7 +139,10 @@ def test_style_graph_matches_reference_with_a_real_cube_lut() -> None:
                                    RNG.random((1, h // 4, w // 4), dtype=np.float32)]),
         "light": np.array([-0.5, -0.5, -0.7, 0.6, 0.0, -0.8, 0.9, 0.3], np.float32),
         "lut": table}
+    backdrop = feeds["backdrop"]
+    feeds["backdrop"] = style.backdrop_steps(backdrop, levels)
     (got,) = _session(serialize(style.style(h, w, "style_test", levels))).run(None, feeds)
+    feeds["backdrop"] = backdrop
     want = ref.style(feeds["foreground"], feeds["alpha"], feeds["backdrop"], feeds["shading"],
                      feeds["light"], table, levels)
     diff = np.abs(got.astype(np.float32) - want)

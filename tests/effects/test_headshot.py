@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from appliance.effects import headshot
+from appliance.effects.graphs import style as style_graph
 from appliance.effects.headshot_parts import grades, render
 from appliance.effects.headshot_parts.landmarks import FACE_OVAL
 from appliance.effects.headshot_parts.skin import feature_mask, skin_weight
@@ -235,7 +236,8 @@ def test_key_light_brightens_the_key_side(face_models: Any) -> None:
     for style in headshot.styles().values():
         light = style.light.vector()
         out = backend.run({"foreground": grey, "alpha": np.ones((h, w), np.float32),
-                           "backdrop": grey, "shading": shading, "light": light,
+                           "backdrop": style_graph.backdrop_steps(grey), "shading": shading,
+                           "light": light,
                            "lut": table})["styled"].astype(np.float64).mean(axis=2)
 
         def at(direction: np.ndarray, image: np.ndarray = out) -> float:

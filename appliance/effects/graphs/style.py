@@ -8,9 +8,10 @@ w); the gain is computed there and resized up, as shading is smooth by construct
 
 The colour grade is a lookup in a dense table (``lut``: L^3 x 3 uint8, BGR out, made once per
 style from the style's .cube by ``cube.dense_table``): each channel of the composite is rounded
-to L levels and the three indices address one row. At L = 128 the rounding step is 2/255,
-below what an 8-bit JPEG shows, and the lookup is a single Gather: far cheaper than
-interpolating at run time.
+to L levels and the three indices address one row. The composite is computed in those steps
+directly (the backdrop comes scaled, once per style: ``backdrop_steps``). At L = 128 the
+rounding step is 2/255, below what an 8-bit JPEG shows, and the lookup is a single Gather:
+far cheaper than interpolating at run time.
 
 Images stay in H x W x 3 (channels last) throughout: no transposes of full-size tensors.
 """
@@ -18,6 +19,7 @@ Images stay in H x W x 3 (channels last) throughout: no transposes of full-size 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 
 from appliance.effects.graphs import Graph
@@ -34,9 +36,9 @@ def _half_lambert(g: Graph, normals: str, direction: str) -> str:
     return g.mul(soft, soft)
 
 
-def table_lookup(g: Graph, bgr: str, table: str, levels: int) -> str:
-    """float H x W x 3 BGR in [0, 255] -> uint8 H x W x 3 from the dense table."""
-    steps = g.op("Floor", g.op("Add", g.scale(bgr, (levels - 1) / 255.0), g.const(0.5)))
+def table_lookup(g: Graph, steps: str, table: str, levels: int) -> str:
+    """float H x W x 3 BGR already in table steps [0, L-1] -> uint8 H x W x 3 from the table."""
+    steps = g.clip(g.op("Round", steps), 0.0, float(levels - 1))
     weights = g.const(np.array([[levels * levels], [levels], [1]], np.float32))  # b, g, r
     index = g.op("Cast", g.op("MatMul", steps, weights), to=7)  # H x W x 1 int64
     index = g.op("Squeeze", index, g.ints(2))
@@ -67,19 +69,26 @@ def style(height: int, width: int, name: str, levels: int = TABLE_LEVELS) -> onn
     sh, sw = height // SHADE_FACTOR, width // SHADE_FACTOR
     foreground = g.input("foreground", "uint8", [height, width, 3])
     alpha = g.input("alpha", "float32", [height, width])
-    backdrop = g.input("backdrop", "uint8", [height, width, 3])
+    backdrop = g.input("backdrop", "float32", [height, width, 3])  # in table steps
     shading = g.input("shading", "float32", [4, sh, sw])
     light = g.input("light", "float32", [8])
     lut = g.input("lut", "uint8", [levels ** 3, 3])
 
     gain = relight_gain(g, shading, light, height, width)
     matte = g.op("Reshape", alpha, g.ints(height, width, 1))
-    person = g.mul(g.op("Cast", foreground, to=1), g.mul(gain, matte))
-    back = g.op("Cast", backdrop, to=1)
-    composite = g.add(person, g.sub(back, g.mul(back, matte)))  # a*F*gain + (1 - a)*B
-    composite = g.clip(composite, 0.0, 255.0)
+    # In table steps: a * F * gain * (L - 1) / 255 + (1 - a) * B; the scale is folded into
+    # the one-channel factor and into the backdrop (scaled once per style by the caller).
+    factor = g.mul(g.scale(gain, (levels - 1) / 255.0), matte)
+    person = g.mul(g.op("Cast", foreground, to=1), factor)
+    composite = g.add(person, g.sub(backdrop, g.mul(backdrop, matte)))
     g.output(table_lookup(g, composite, lut, levels), "styled", "uint8", [height, width, 3])
     return g.model()
+
+
+def backdrop_steps(backdrop: npt.NDArray[np.uint8], levels: int = TABLE_LEVELS
+                   ) -> npt.NDArray[np.float32]:
+    """A uint8 backdrop as the style graph's ``backdrop`` input (colours in table steps)."""
+    return (backdrop.astype(np.float32) * np.float32((levels - 1) / 255.0)).astype(np.float32)
 
 
 def style_portrait() -> onnx.ModelProto:

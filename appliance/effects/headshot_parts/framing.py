@@ -105,11 +105,23 @@ def plan_crop(frame: Frame) -> Crop:
     return Crop(y0, y1, x0, x1, (sw, sh), roi)
 
 
-def fill_crop(source: npt.NDArray[np.uint8], crop: Crop, box: npt.NDArray[np.uint8],
+def inside(crop: Crop, height: int, width: int) -> bool:
+    """Whether the crop's box lies within the photo (no border to repeat)."""
+    return crop.y0 >= 0 and crop.x0 >= 0 and crop.y1 <= height and crop.x1 <= width
+
+
+def fill_crop(source: npt.NDArray[np.uint8], crop: Crop, box: npt.NDArray[np.uint8] | None,
               out: npt.NDArray[np.uint8] | None) -> None:
     """Copy the crop's box of ``source`` into ``box`` (its full size, border repeated past the
-    photo), then area-shrink it into ``out`` when the crop is shrunk."""
+    photo), then area-shrink it into ``out`` when the crop is shrunk. A box inside the photo
+    is shrunk straight from the photo (``box`` may then be None)."""
     height, width = source.shape[:2]
+    if out is not None and inside(crop, height, width):
+        cv2.resize(source[crop.y0:crop.y1, crop.x0:crop.x1], crop.size, dst=out,
+                   interpolation=cv2.INTER_AREA)
+        return
+    if box is None:
+        raise ValueError("a crop reaching past the photo needs a box to pad into")
     iy0, iy1 = max(crop.y0, 0), min(crop.y1, height)
     ix0, ix1 = max(crop.x0, 0), min(crop.x1, width)
     if iy0 >= iy1 or ix0 >= ix1:

@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 from appliance.effects.graphs.retouch import FACE_CROP
 from appliance.effects.graphs.warp import PORTRAIT
-from appliance.effects.headshot_parts.framing import Frame, fill_crop, frame_from_mesh, plan_crop
+from appliance.effects.headshot_parts.framing import (
+    Frame,
+    fill_crop,
+    frame_from_mesh,
+    inside,
+    plan_crop,
+)
 from appliance.effects.headshot_parts.shading import shading_map
 from appliance.effects.headshot_parts.skin import skin_weight
 from appliance.effects.headshot_parts.styles import Style
@@ -116,16 +122,19 @@ def _frame_into(bgr: npt.NDArray[np.uint8], frame: Frame, models: ModelProvider,
     """Crop (and area-shrink) the source, then the framing graph, into ``out``."""
     with _timed(timings, "crop"):
         crop = plan_crop(frame)
-        box = _secure((crop.y1 - crop.y0, crop.x1 - crop.x0, 3), np.uint8, owner,
-                      "headshot-crop")
+        box_shape = (crop.y1 - crop.y0, crop.x1 - crop.x0, 3)
         shrunk = None
-        if crop.size != (box.shape[1], box.shape[0]):
+        if crop.size != (box_shape[1], box_shape[0]):
             shrunk = _secure((crop.size[1], crop.size[0], 3), np.uint8, owner,
                              "headshot-crop-shrunk")
+        box = None
+        if shrunk is None or not inside(crop, bgr.shape[0], bgr.shape[1]):
+            box = _secure(box_shape, np.uint8, owner, "headshot-crop")
         fill_crop(bgr, crop, box, shrunk)
     with _timed(timings, "frame"):
-        framed = models.get(FRAME).run({"image": box if shrunk is None else shrunk,
-                                        "roi": crop.roi})["framed"]
+        source = shrunk if shrunk is not None else box
+        assert source is not None
+        framed = models.get(FRAME).run({"image": source, "roi": crop.roi})["framed"]
         np.copyto(out, framed)
 
 
@@ -172,7 +181,7 @@ def render_style(prepared: Prepared, style: Style, models: ModelProvider, owner:
         shading[3] *= style.light.strength * prepared.relight  # this style's share of light
         styled = models.get(STYLE).run({
             "foreground": prepared.foreground, "alpha": prepared.alpha,
-            "backdrop": style.backdrop_image(), "shading": shading,
+            "backdrop": style.backdrop_steps(), "shading": shading,
             "light": style.light.vector(), "lut": style.table()})["styled"]
     with _timed(prepared.timings, f"encode:{style.key}"):
         encoded, view = encode_image(styled, "jpeg", owner=owner, quality=JPEG_QUALITY)

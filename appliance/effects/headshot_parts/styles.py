@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.effects import cube
-from appliance.effects.graphs.style import TABLE_LEVELS
+from appliance.effects.graphs.style import TABLE_LEVELS, backdrop_steps
 from appliance.effects.graphs.warp import PORTRAIT
 from appliance.effects.headshot_parts import backdrops
 
@@ -107,6 +107,10 @@ class Style:
     def backdrop_image(self) -> npt.NDArray[np.uint8]:
         return _backdrop(self.path, _freeze(self.backdrop))
 
+    def backdrop_steps(self) -> npt.NDArray[np.float32]:
+        """The backdrop as the style graph takes it (made once per process)."""
+        return _backdrop_steps(self.path, _freeze(self.backdrop))
+
 
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
@@ -138,6 +142,14 @@ def _backdrop(style_path: Path, frozen: tuple[tuple[str, Any], ...]) -> npt.NDAr
                        height, width)
     image.setflags(write=False)
     return image
+
+
+@lru_cache(maxsize=16)
+def _backdrop_steps(style_path: Path, frozen: tuple[tuple[str, Any], ...]
+                    ) -> npt.NDArray[np.float32]:
+    steps = backdrop_steps(_backdrop(style_path, frozen))
+    steps.setflags(write=False)
+    return steps
 
 
 def read_backdrop_image(path: Path, style_path: Path) -> npt.NDArray[np.uint8]:
