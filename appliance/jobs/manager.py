@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from appliance.audit import audit
-from appliance.config import Config
+from appliance.config import RETENTION_SWEEP_INTERVAL_S, Config
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.photos import StoredPhoto, new_photo_id, photo_gone, release_photo_data
@@ -33,7 +33,6 @@ log = logging.getLogger("ephemera.jobs")
 
 JobWork = Callable[[Job], None]
 DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
-SWEEP_INTERVAL_S = 1.0
 FIRST_RUN_ESTIMATE_S = 5.0
 
 
@@ -76,7 +75,7 @@ class JobManager:
 
     def __init__(self, cfg: Config, store: Store, models: ModelProvider, *,
                  clock: Callable[[], float] = time.time,
-                 sweep_interval_s: float | None = SWEEP_INTERVAL_S) -> None:
+                 sweep_interval_s: float | None = RETENTION_SWEEP_INTERVAL_S) -> None:
         self.cfg = cfg
         self.store = store
         self.models = models
@@ -178,11 +177,22 @@ class JobManager:
             finally:
                 self._zeroise_models()
 
+    def photo_received(self, photo: StoredPhoto) -> None:
+        """The photo is decoded, gated and stored: usable by jobs from now on. If its session
+        was deleted meanwhile, what the upload stored is wiped and the upload is refused."""
+        with self._lock:
+            if self._photos.get(photo.id) is photo:
+                photo.ready = True
+                return
+        release_photo_data(photo, self.store)
+        raise _photo_not_found()
+
     def fail_photo(self, photo: StoredPhoto, error: UserFacingError, *,
                    new_session: bool = False) -> None:
         """The upload was refused (bad file, a gate): nothing of it stays."""
         audit("request_refused", photo_id=photo.id, reason=error.code)
         self.release_photo(photo.id, "refused")
+        release_photo_data(photo, self.store)  # again: a store entry made after a release
         if new_session:
             self._drop_if_unused(photo.session_id)
 
@@ -348,6 +358,8 @@ class JobManager:
             job.error = error
             job.stage = "failed"
             job.move_to(JobState.FAILED)
+            for output in job.outputs.values():  # wiped below with the rest of the job
+                output.ready, output.nbytes = False, 0
         audit("job_failed", job_id=job.id, reason=error.code)
         self._wipe_data(job)
 

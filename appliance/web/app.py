@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from appliance import __version__
 from appliance.config import Config
 from appliance.errors import UserFacingError
+from appliance.secure.buffers import use_memfd_secret
 from appliance.web.client_guard import install_client_guard
 
 # The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
@@ -57,6 +58,7 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
 
 def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     """Build the app; ``jobs=False`` serves the pages only (no store, no models)."""
+    use_memfd_secret(cfg.secure.memfd_secret)
     app = Flask(__name__)
     app.config["EPHEMERA"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH

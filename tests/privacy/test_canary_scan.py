@@ -39,51 +39,51 @@ def clean(result: ScanResult) -> dict[str, int]:
     return {name: n for name, n in result.by_form().items() if n}
 
 
-def test_canary_found_while_a_job_lives_and_gone_after_release(tmp_path: Path) -> None:
+def test_canary_found_while_a_job_lives_and_gone_after_release(service: svc.Service) -> None:
     png, patterns = canary_upload(seed=11)
-    with svc.running(tmp_path, memfd_secret=False) as service:
-        photo_id, job_id, token = service.photo_job(png)
-        status = service.wait_for_job(job_id, token)
-        assert status["state"] == "done", status
-        result = service.get(status["outputs"][0]["url"], token)
-        assert result.status == 200 and result.body[:3] == b"\xff\xd8\xff"
-        assert result.headers["cache-control"] == "no-store"
-        # The delivered JPEG is guest data too: its bytes must not outlive the response
-        # (decrypted plaintext, the response chunks) in the service.
-        patterns.update({name.replace("png", "result"): window for name, window in
-                         encoded_patterns(result.body, 1024, len(result.body)).items()})
+    # The service fixture runs with memfd_secret off, so the scanner can see inside.
+    photo_id, job_id, token = service.photo_job(png)
+    status = service.wait_for_job(job_id, token)
+    assert status["state"] == "done", status
+    result = service.get(status["outputs"][0]["url"], token)
+    assert result.status == 200 and result.body[:3] == b"\xff\xd8\xff"
+    assert result.headers["cache-control"] == "no-store"
+    # The delivered JPEG is guest data too: its bytes must not outlive the response
+    # (decrypted plaintext, the response chunks) in the service.
+    patterns.update({name.replace("png", "result"): window for name, window in
+                     encoded_patterns(result.body, 1024, len(result.body)).items()})
 
-        alive = scan(process_tree(service.pid), patterns)
-        forms = alive.by_form()
-        # The scanner sees the live job: its decrypted copy of the photo's BGR pixels.
-        assert forms["bgr"] > 0, forms
-        assert alive.bytes_scanned > 10 << 20
+    alive = scan(process_tree(service.pid), patterns)
+    forms = alive.by_form()
+    # The scanner sees the live job: its decrypted copy of the photo's BGR pixels.
+    assert forms["bgr"] > 0, forms
+    assert alive.bytes_scanned > 10 << 20
 
-        assert service.delete(f"/api/jobs/{job_id}", token).status == 200
-        # The photo stays for another effect, as ciphertext only: no plaintext pixels remain.
-        kept = scan(process_tree(service.pid), patterns)
-        assert clean(kept) == {}, kept.by_form()
-        assert len(service.store_files()) == 1
+    assert service.delete(f"/api/jobs/{job_id}", token).status == 200
+    # The photo stays for another effect, as ciphertext only: no plaintext pixels remain.
+    kept = scan(process_tree(service.pid), patterns)
+    assert clean(kept) == {}, kept.by_form()
+    assert len(service.store_files()) == 1
 
-        # Every registered effect on the canary photo (and a second face for effects taking
-        # two photos): all its outputs fetched, then the whole session deleted.
-        second = service.upload(encode(camera_bgr(), ".png"), token=token)
-        assert second.status == 201, second.body
-        ran = run_every_effect(service, token, [photo_id, second.json()["photo_id"]])
-        for key, status in ran.items():
-            for name, body in status["bodies"].items():
-                if len(body) > 4096:
-                    patterns.update({f"{key}:{name}:{form}": window for form, window in
-                                     encoded_patterns(body, 1024, len(body)).items()})
-        assert service.delete("/api/session", token).status == 200
-        after = scan(process_tree(service.pid), patterns)
-        assert service.store_files() == []
-        report("canary-memfd-off", {"alive": forms, "after": after.by_form(),
-                                    "effects": sorted(ran), "bytes_scanned":
-                                    after.bytes_scanned, "regions": after.regions,
-                                    "pids": len(after.pids)})
-        assert clean(after) == {}
-        assert after.bytes_scanned > 10 << 20
+    # Every registered effect on the canary photo (and a second face for effects taking
+    # two photos): all its outputs fetched, then the whole session deleted.
+    second = service.upload(encode(camera_bgr(), ".png"), token=token)
+    assert second.status == 201, second.body
+    ran = run_every_effect(service, token, [photo_id, second.json()["photo_id"]])
+    for key, status in ran.items():
+        for name, body in status["bodies"].items():
+            if len(body) > 4096:
+                patterns.update({f"{key}:{name}:{form}": window for form, window in
+                                 encoded_patterns(body, 1024, len(body)).items()})
+    assert service.delete("/api/session", token).status == 200
+    after = scan(process_tree(service.pid), patterns)
+    assert service.store_files() == []
+    report("canary-memfd-off", {"alive": forms, "after": after.by_form(),
+                                "effects": sorted(ran), "bytes_scanned":
+                                after.bytes_scanned, "regions": after.regions,
+                                "pids": len(after.pids)})
+    assert clean(after) == {}
+    assert after.bytes_scanned > 10 << 20
 
 
 @pytest.mark.skipif(not memfd_secret_available(), reason="this kernel has no memfd_secret "
