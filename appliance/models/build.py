@@ -85,6 +85,21 @@ def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool
             remedy="rebuild with `ephemera build --force`")
 
 
+def build_face_mesh_triangles(manifest: Manifest, engines_dir: Path, wheels: dict[str, Path],
+                              *, from_wheel: Path | None, offline: bool, force: bool) -> None:
+    """The face mesh's triangle list, read from the same pinned wheel (baby predictor)."""
+    from appliance.effects.baby_parts import tessellation
+
+    if not force and tessellation.is_built(engines_dir):
+        return
+    source = manifest.models["face_landmark"].source.wheel
+    wheel = wheels.get(source.key) or ensure_wheel(source, engines_dir / "cache",
+                                                   from_wheel=from_wheel, offline=offline,
+                                                   log=_say)
+    out = tessellation.write_from_wheel(wheel, engines_dir)
+    _say(f"[face_mesh_triangles] {tessellation.MEMBER} -> {out} (sha256 ok)")
+
+
 def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = None,
           offline: bool = False, force: bool = False, repin: bool = False,
           only: list[str] | None = None, dla_core: int | None = None) -> list[Path]:
@@ -118,6 +133,8 @@ def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = No
             _say(f"[{entry.name}] repinned onnx_sha256 = {digest} in {manifest.path}")
         _say(f"[{entry.name}] converted -> {out} (sha256 ok)")
         built.append(out)
+    build_face_mesh_triangles(manifest, engines_dir, wheels, from_wheel=from_wheel,
+                              offline=offline, force=force)
     build_tensorrt_engines(manifest, engines_dir, force=force, names=names, dla_core=dla_core)
     return built
 
