@@ -93,6 +93,23 @@ def to_canonical(mesh: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     return similarity(pts[list(EYE_CORNERS)], target)
 
 
+def frontal(mesh: npt.NDArray[np.floating]) -> Points:
+    """(468, 2): the 3-D mesh turned to face the camera (yaw, then pitch; about its centroid),
+    seen straight on. Why: averaging a turned face's 2-D outline would give the baby a squeezed
+    far cheek; the warp still reads each parent's photo where the points really are."""
+    pts = np.asarray(mesh[:, :3], np.float64)
+    pts = pts - pts.mean(axis=0)
+    across = pts[454] - pts[234]           # cheek to cheek
+    yaw = np.arctan2(across[2], across[0])
+    c, s = np.cos(yaw), np.sin(yaw)
+    pts = pts @ np.asarray([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])
+    down = pts[152] - pts[10]              # forehead to chin
+    pitch = np.arctan2(down[2], down[1])
+    c, s = np.cos(pitch), np.sin(pitch)
+    pts = pts @ np.asarray([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    return np.asarray(pts[:, :2], np.float64)
+
+
 def mean_shape(a: Points, b: Points, resemblance: float) -> Points:
     """Weighted mean in the canonical frame: 0 gives A, 1 gives B."""
     return (1.0 - resemblance) * a + resemblance * b

@@ -1,0 +1,142 @@
+"""Finishing the baby portrait: shared skin tone, soft retouch, studio backdrop.
+
+* Skin tone: each parent's warped picture is moved to a common tone in CIELAB (perceptually
+  even, so a step in a and b reads the same on light and dark skin): mean and spread of L, a, b
+  over the cheeks and forehead, matched to the resemblance-weighted mean of the parents' own
+  statistics (Reinhard et al. 2001, colour transfer in a decorrelated perceptual space), so the
+  two pictures blend without a patchy mix of two complexions.
+* Retouch: frequency separation. The low layer is a guided filter of the picture by itself (He
+  et al. 2013: box filters only, edge-preserving); the detail layer (picture minus low) is added
+  back at ``DETAIL_KEPT`` on the skin, in full elsewhere: smooth baby skin that still has pores
+  and fine light, not a flat colour.
+* Backdrop: a soft, warm-grey studio sweep (a radial falloff, lighter behind the head), under the
+  person's mask with a feathered edge.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+DETAIL_KEPT = 0.45
+GUIDED_RADIUS = 9          # px at 1024: about a quarter of the baby's eye width
+GUIDED_EPS = 0.03 ** 2     # intensity variance (0..1 scale) treated as "flat"
+SPREAD_LIMITS = (0.7, 1.4)  # a parent's spread is matched at most this far
+BACKDROP_CENTRE = np.asarray([0.93, 0.94, 0.95], np.float32)  # BGR, 0..1
+BACKDROP_EDGE = np.asarray([0.70, 0.74, 0.78], np.float32)
+
+
+def lab_stats(lab: F32, mask: npt.NDArray[np.bool_]) -> tuple[F32, F32]:
+    pixels = lab[mask]
+    return pixels.mean(axis=0).astype(np.float32), pixels.std(axis=0).astype(np.float32) + 1e-3
+
+
+def match_tone(bgr: F32, mask: npt.NDArray[np.bool_], target_mean: F32, target_std: F32,
+               own: tuple[F32, F32]) -> None:
+    """In place: the picture's Lab statistics on ``mask`` moved to the target's."""
+    mean, std = own
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
+    gain = np.clip(target_std / std, *SPREAD_LIMITS).astype(np.float32)
+    lab -= mean
+    lab *= gain
+    lab += target_mean
+    cv2.cvtColor(lab, cv2.COLOR_Lab2BGR, dst=bgr)
+    np.clip(bgr, 0.0, 1.0, out=bgr)
+
+
+def guided_self(image: F32, radius: int, eps: float) -> F32:
+    """Guided filter of each channel guided by itself (He et al. 2013)."""
+    ksize = (2 * radius + 1, 2 * radius + 1)
+    mean = cv2.boxFilter(image, -1, ksize)
+    sq = cv2.boxFilter(image * image, -1, ksize)
+    var = sq - mean * mean
+    a = var / (var + np.float32(eps))
+    b = mean - a * mean
+    mean_a = cv2.boxFilter(a, -1, ksize)
+    mean_b = cv2.boxFilter(b, -1, ksize)
+    return np.asarray(mean_a * image + mean_b, np.float32)
+
+
+def retouch(bgr: F32, skin: F32) -> None:
+    """In place: detail kept at ``DETAIL_KEPT`` where ``skin`` is 1, in full where it is 0."""
+    low = guided_self(bgr, GUIDED_RADIUS, GUIDED_EPS)
+    keep = 1.0 - (1.0 - DETAIL_KEPT) * skin
+    bgr -= low
+    bgr *= keep[..., None]
+    bgr += low
+
+
+def backdrop(size: int, centre: tuple[float, float], radius: float) -> F32:
+    """A soft studio sweep: light behind the head, falling off smoothly to the corners."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    d = np.sqrt((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / np.float32(radius)
+    t = np.clip(d, 0.0, 1.0)[..., None] ** 1.5
+    return np.asarray(BACKDROP_CENTRE * (1.0 - t) + BACKDROP_EDGE * t, np.float32)
+
+
+def smoothstep(t: F32) -> F32:
+    t = np.clip(t, 0.0, 1.0)
+    return np.asarray(t * t * (3.0 - 2.0 * t), np.float32)
+
+
+HAIR_SOFTNESS = 0.010   # blur of the hair, as a fraction of the portrait's side
+HAIR_STRENGTH = 0.75    # how much of the parents' (softened) hair colour shows over the scalp
+BLANKET = np.asarray([0.84, 0.90, 0.96], np.float32)  # BGR: a warm cream
+BLUSH = np.asarray([0.55, 0.55, 0.95], np.float32)    # BGR: rose, mixed in softly
+BLUSH_STRENGTH = 0.10
+MOUTH_INSIDE = np.asarray([0.22, 0.20, 0.42], np.float32)  # BGR: a soft, dark rose
+
+
+def soften_hair(bgr: F32, hair: F32, skin_lab_mean: F32) -> None:
+    """In place: a baby's fine, soft hair. The parents' hair, blurred and lightened, laid
+    at ``HAIR_STRENGTH`` over the skin tone, with a little of its own fine detail."""
+    size = bgr.shape[0]
+    skin = cv2.cvtColor(skin_lab_mean.reshape(1, 1, 3).astype(np.float32),
+                        cv2.COLOR_Lab2BGR).reshape(3)
+    soft = cv2.GaussianBlur(bgr, (0, 0), HAIR_SOFTNESS * size)
+    detail = bgr - soft
+    light = np.float32(0.12)
+    soft = soft * (1 - light) + light
+    treated = skin * (1 - HAIR_STRENGTH) + soft * HAIR_STRENGTH + 0.3 * detail
+    bgr += (treated - bgr) * hair[..., None]
+
+
+def baby_mouth(bgr: F32, mouth: F32) -> None:
+    """In place: the inside of an open mouth becomes a soft, dark rose (no teeth)."""
+    if not (mouth > 0.01).any():
+        return
+    bgr += (MOUTH_INSIDE - bgr) * (0.85 * mouth)[..., None]
+
+
+def blush(bgr: F32, points: npt.NDArray[np.float64], scale: float) -> None:
+    """In place: rosy cheeks, two soft spots at the cheeks' centres."""
+    size = bgr.shape[0]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    weight = np.zeros((size, size), np.float32)
+    for index in (50, 280):
+        x, y = points[index, :2]
+        weight += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / np.float32(2 * (0.22 * scale) ** 2))
+    bgr += (BLUSH - bgr) * (BLUSH_STRENGTH * weight)[..., None]
+
+
+def swaddle(bgr: F32, blanket: F32, chin: npt.NDArray[np.float64], scale: float) -> None:
+    """In place: a soft cream blanket, rounded like wrapped shoulders, with a hint of the
+    folds of whatever the parents wore there; a faint shadow falls on the neck above it."""
+    size = bgr.shape[0]
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    folds = cv2.GaussianBlur(grey, (0, 0), 0.06 * scale)
+    inside = blanket > 0.5
+    mean = float(folds[inside].mean()) if inside.any() else 0.5
+    ys = np.arange(size, dtype=np.float32)[:, None]
+    shade = np.clip(1.0 + 0.12 * (folds - mean), 0.9, 1.05)
+    shade *= np.float32(1.0) - np.float32(0.10) * smoothstep((ys - float(chin[1])) /
+                                                             (3.0 * scale))
+    # Volume: the dome's rim turns away from the light.
+    rim = cv2.GaussianBlur(blanket, (0, 0), 0.25 * scale)
+    shade *= np.float32(0.86) + np.float32(0.14) * rim
+    cloth = BLANKET * shade[..., None]
+    shadow = cv2.GaussianBlur(blanket, (0, 0), 0.06 * scale)
+    bgr *= (1.0 - 0.25 * np.clip(shadow - blanket, 0.0, 1.0))[..., None]
+    bgr += (cloth - bgr) * blanket[..., None]

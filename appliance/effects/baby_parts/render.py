@@ -1,0 +1,294 @@
+"""From two parents' photos and meshes to the 1024 x 1024 baby portrait.
+
+Order: shapes (canonical frame, weighted mean, child proportions) -> one triangle-id raster of
+the baby's shape -> for each parent a working square (the region the warp reads, resized once
+to the graph's fixed size, with its person mask as a fourth channel) and its sampling grid ->
+the warp graph (both parents in one run) -> shared skin tone -> blend by resemblance -> soft
+retouch -> studio backdrop. Both parents are warped onto the same shape before they are mixed,
+so their eyes, nose and mouth fall on the same pixels: one pair of eyes, no ghost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from appliance.effects.baby_parts import finish, shape
+from appliance.effects.baby_parts.topology import Topology, topology
+from appliance.effects.baby_parts.warp_maps import affines, source_map, triangle_ids
+from appliance.effects.graphs.baby_warp import BATCH, CHANNELS, SIZE
+from appliance.secure.buffers import REGISTRY
+
+OUTPUT = 1024
+EYE_WIDTH = 0.25 * OUTPUT   # outer eye corners' distance in the portrait
+EYE_LINE = 0.47 * OUTPUT     # height of the eye line
+# Warp: (images uint8 (2, S, S, 4), grid float32 (2, S, S, 2)) -> float32 (2, S, S, 4)
+Warp = Callable[[Mapping[str, npt.NDArray[Any]]], Mapping[str, npt.NDArray[Any]]]
+Segment = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class Parent:
+    bgr: npt.NDArray[np.uint8]
+    mesh: npt.NDArray[np.float32]  # (468, 3) image pixels
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The baby's shape in portrait pixels and each parent's points in its own image."""
+
+    baby: npt.NDArray[np.float64]                 # (N, 2) extended points, portrait pixels
+    sources: tuple[npt.NDArray[np.float64], ...]  # (N, 2) per parent, image pixels
+    topo: Topology
+
+
+def layout(parents: tuple[Parent, Parent], resemblance: float,
+           triangles: npt.NDArray[np.int32]) -> Layout:
+    topo = topology(triangles)
+    fronts = [shape.frontal(p.mesh) for p in parents]
+    aligned = [topo.extend(shape.apply(shape.to_canonical(f), f)) for f in fronts]
+    mean = shape.mean_shape(aligned[0], aligned[1], resemblance)
+    child = shape.child_transform(mean, mean[:468])
+    baby = child * EYE_WIDTH + np.asarray([OUTPUT / 2.0, EYE_LINE])
+    sources = tuple(topo.extend(np.asarray(p.mesh[:, :2], np.float64)) for p in parents)
+    return Layout(baby, sources, topo)
+
+
+VISIBLE_AREA = (0.2, 0.6)  # source/baby area ratio (after scale): hidden below, seen above
+
+
+def visibility(baby: npt.NDArray[np.float64], source: npt.NDArray[np.float64],
+               triangles: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+    """Per triangle, how well a parent's photo shows it (0..1).
+
+    Why: on a turned head the far side's triangles are squeezed or folded over in the photo
+    (their signed area shrinks or flips); sampling them smears or shatters the texture. The
+    blend then leans on the other parent there. Areas are compared after removing the overall
+    scale (median ratio), so only the squeeze counts."""
+    def signed(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        a, b, c = (points[triangles[:, k]] for k in range(3))
+        return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1])
+                      - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+    dst = signed(baby)
+    ratio = signed(source) / np.where(np.abs(dst) > 1e-9, dst, 1e-9)
+    ratio /= max(float(np.median(ratio)), 1e-9)
+    lo, hi = VISIBLE_AREA
+    t = np.clip((ratio - lo) / (hi - lo), 0.0, 1.0)
+    return np.asarray(t * t * (3.0 - 2.0 * t), np.float32)
+
+
+def _square(bgr: npt.NDArray[np.uint8], src_map: npt.NDArray[np.float32], owner: str,
+            out: npt.NDArray[np.uint8]) -> tuple[float, float, float]:
+    """Fill ``out`` (S, S, 3+) with the image region the map reads, uniformly resized;
+    returns (x0, y0, scale) so that square = (image - (x0, y0)) * scale."""
+    h, w = bgr.shape[:2]
+    np.clip(src_map[..., 0], 0.0, float(w), out=src_map[..., 0])
+    np.clip(src_map[..., 1], 0.0, float(h), out=src_map[..., 1])
+    x0, y0 = (int(np.floor(src_map[..., k].min())) for k in range(2))
+    x1, y1 = (int(np.ceil(src_map[..., k].max())) for k in range(2))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    side = max(x1 - x0, y1 - y0)
+    scale = SIZE / side
+    tw, th = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    tw, th = min(tw, SIZE), min(th, SIZE)
+    out[...] = 0
+    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    scratch_buffer, scratch = REGISTRY.array((th, tw, 3), np.uint8, owner=owner,
+                                             label="baby:square")
+    try:
+        cv2.resize(bgr[y0:y1, x0:x1], (tw, th), dst=scratch, interpolation=interp)
+        out[:th, :tw, :3] = scratch
+    finally:
+        scratch_buffer.release()
+    # Replicate the last row and column into the unused part (border reads stay in the image).
+    if th < SIZE:
+        out[th:, :, :3] = out[th - 1:th, :, :3]
+    if tw < SIZE:
+        out[:, tw:, :3] = out[:, tw - 1:tw, :3]
+    return float(x0), float(y0), float((tw / (x1 - x0) + th / (y1 - y0)) / 2.0)
+
+
+def render(parents: tuple[Parent, Parent], resemblance: float,
+           triangles: npt.NDArray[np.int32], warp: Warp, segment: Segment,
+           owner: str) -> npt.NDArray[np.uint8]:
+    """The portrait (OUTPUT x OUTPUT x 3 uint8 BGR), in a secure buffer of ``owner``."""
+    lay = layout(parents, resemblance, triangles)
+    topo = lay.topo
+    ids = triangle_ids(lay.baby, topo.triangles, OUTPUT, topo.face_triangles)
+    buffers = []
+    try:
+        def secure(shape_: tuple[int, ...], dtype: Any, label: str) -> npt.NDArray[Any]:
+            buffer, view = REGISTRY.array(shape_, dtype, owner=owner, label=f"baby:{label}")
+            buffers.append(buffer)
+            return view
+
+        images = secure((BATCH, SIZE, SIZE, CHANNELS), np.uint8, "squares")
+        grid = secure((BATCH, SIZE, SIZE, 2), np.float32, "grid")
+        seen = []
+        for k, (parent, src) in enumerate(zip(parents, lay.sources, strict=True)):
+            seen.append(visibility(lay.baby, src, topo.triangles))
+            source_map(ids, affines(lay.baby, src, topo.triangles), out=grid[k])
+            x0, y0, scale = _square(parent.bgr, grid[k], owner, images[k])
+            mask = segment(np.ascontiguousarray(images[k, :, :, :3]))
+            np.multiply(mask, 255.0, out=mask)
+            np.clip(mask, 0.0, 255.0, out=mask)
+            images[k, :, :, 3] = mask.astype(np.uint8)
+            # image pixels -> square pixels -> GridSample's [-1, 1] (align_corners=0)
+            grid[k, ..., 0] -= x0
+            grid[k, ..., 1] -= y0
+            grid[k] *= np.float32(scale * 2.0 / SIZE)
+            grid[k] -= np.float32(1.0)
+        warped = warp({"images": images, "grid": grid})["warped"]
+        weight = blend_weights(ids, seen, resemblance)
+        return _compose(warped, lay, ids, weight, resemblance, owner, secure)
+    finally:
+        for buffer in buffers:
+            buffer.release()
+
+
+def blend_weights(ids: npt.NDArray[np.int32], seen: list[npt.NDArray[np.float32]],
+                  resemblance: float) -> npt.NDArray[np.float32]:
+    """Per pixel, parent B's share: ``resemblance`` where both photos show the spot, leaning
+    to the photo that shows it where the other does not (smoothed across triangles)."""
+    safe = np.where(ids >= 0, ids, 0)
+    a = (1.0 - resemblance) * (seen[0][safe] + 1e-3)
+    b = resemblance * (seen[1][safe] + 1e-3)
+    weight = b / (a + b)
+    if 0.0 < resemblance < 1.0:
+        weight = cv2.GaussianBlur(weight, (0, 0), 0.04 * EYE_WIDTH)
+    return np.asarray(weight, np.float32)
+
+
+def _skin_mask(lay: Layout, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    """Cheeks and forehead: face triangles away from eyes, brows, nose tip and mouth."""
+    inside = (ids >= 0) & (ids < lay.topo.face_triangles)
+    mask = np.zeros(ids.shape, np.uint8)
+    mask[inside] = 255
+    features = np.zeros_like(mask)
+    pts = lay.baby[:468]
+    for group in (shape.RIGHT_EYE + shape.BROWS[:5], shape.LEFT_EYE + shape.BROWS[5:],
+                  (61, 291, 0, 17, 37, 267, 84, 314), (1, 2, 98, 327, 129, 358, 168)):
+        hull = cv2.convexHull(np.round(pts[list(group)]).astype(np.int32))
+        cv2.fillConvexPoly(features, hull, 255)
+    grow = max(3, round(0.03 * EYE_WIDTH))
+    features = cv2.dilate(features, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    mask = cv2.erode(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return (mask > 0) & (features == 0)
+
+
+HEAD_WIDTH = 1.30    # widest hair allowed, over the mesh's cheek-to-cheek width
+HEAD_TOP = 0.85      # highest hair allowed above the mesh's top point, in eye widths
+BLANKET_DOME = (1.3, 1.9, 1.1)  # centre below the chin, half width, half height (eye widths)
+
+
+@dataclass(frozen=True)
+class HeadShape:
+    """Masks of the portrait's parts, all float32 0..1 at OUTPUT x OUTPUT."""
+
+    head: npt.NDArray[np.float32]     # what may show of the warped parents: head and neck
+    scalp: npt.NDArray[np.float32]    # the hair: the head above and beside the face
+    blanket: npt.NDArray[np.float32]  # the swaddle round the neck and shoulders
+    mouth: npt.NDArray[np.float32]    # the inner mouth (no teeth on a baby)
+
+
+def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
+               face: npt.NDArray[np.float32]) -> HeadShape:
+    """Which parts of the portrait are hair, head, blanket and inner mouth.
+
+    Why: the parents' full hairdos and clothes would read as an adult's. The hair keeps the
+    parents' outline but inside a round, infant-sized skull; the shoulders disappear under a
+    soft blanket dome, as in studio baby portraits."""
+    pts = lay.baby
+    cheeks = pts[[234, 454]]
+    cx = float(cheeks[:, 0].mean())
+    half_w = HEAD_WIDTH * 0.5 * float(abs(cheeks[1, 0] - cheeks[0, 0]))
+    top = float(pts[10, 1]) - HEAD_TOP * EYE_WIDTH
+    cy = float(cheeks[:, 1].mean())
+    head = np.zeros((OUTPUT, OUTPUT), np.float32)
+    cv2.ellipse(head, (round(cx), round(cy)), (round(half_w), round(cy - top)), 0.0, 180.0,
+                360.0, 1.0, -1, cv2.LINE_AA)
+    cv2.fillPoly(head, [np.round(pts[lay.topo.oval]).astype(np.int32)], 1.0, cv2.LINE_AA)
+    chin = float(pts[152, 1])
+    neck_w = 0.38 * half_w / HEAD_WIDTH
+    cv2.rectangle(head, (round(cx - neck_w), round(float(pts[[172, 397], 1].mean()))),
+                  (round(cx + neck_w), OUTPUT), 1.0, -1)
+    head = cv2.GaussianBlur(head, (0, 0), 0.03 * EYE_WIDTH)
+    ys, xs = np.mgrid[0:OUTPUT, 0:OUTPUT].astype(np.float32)
+    scalp = np.clip(1.0 - 2.0 * cv2.GaussianBlur(face, (0, 0), 0.03 * EYE_WIDTH), 0.0, 1.0)
+    dome_y, dome_a, dome_b = (v * EYE_WIDTH for v in BLANKET_DOME)
+    d = ((xs - cx) / dome_a) ** 2 + ((ys - chin - dome_y) / dome_b) ** 2
+    inside = np.where(ys > chin + dome_y, np.abs(xs - cx) < dome_a * 1.6, d < 1.0)
+    blanket = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.02 * EYE_WIDTH)
+    lo = lay.topo.face_triangles - sum(len(h) for h in lay.topo.holes)
+    mouth_first = lo + sum(len(h) for h in lay.topo.holes[:-1])
+    hole_sizes = [len(h) for h in lay.topo.holes]
+    # The inner lips are the hole whose loop contains landmark 13 (upper inner lip).
+    start = lo
+    mouth = np.zeros((OUTPUT, OUTPUT), np.float32)
+    for loop, n in zip(lay.topo.holes, hole_sizes, strict=True):
+        if 13 in loop:
+            mouth[(ids >= start) & (ids < start + n)] = 1.0
+        start += n
+    del mouth_first
+    mouth = cv2.GaussianBlur(mouth, (0, 0), 0.008 * EYE_WIDTH)
+    return HeadShape(head, scalp, blanket, mouth)
+
+
+def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.int32],
+             weight: npt.NDArray[np.float32], resemblance: float, owner: str,
+             secure: Callable[[tuple[int, ...], Any, str], npt.NDArray[Any]]
+             ) -> npt.NDArray[np.uint8]:
+    skin = _skin_mask(lay, ids)
+    pictures = []
+    stats = []
+    for k in range(2):
+        pic = secure((OUTPUT, OUTPUT, 3), np.float32, f"picture{k}")
+        np.multiply(warped[k, :, :, :3], np.float32(1.0 / 255.0), out=pic)
+        lab = cv2.cvtColor(pic, cv2.COLOR_BGR2Lab)
+        stats.append(finish.lab_stats(lab, skin))
+        del lab
+        pictures.append(pic)
+    w = np.float32(resemblance)
+    target_mean = (1 - w) * stats[0][0] + w * stats[1][0]
+    target_std = (1 - w) * stats[0][1] + w * stats[1][1]
+    for pic, own in zip(pictures, stats, strict=True):
+        finish.match_tone(pic, np.ones(pic.shape[:2], bool), target_mean, target_std, own)
+    blend = pictures[0]
+    blend *= (1.0 - weight)[..., None]
+    pictures[1] *= weight[..., None]
+    blend += pictures[1]
+    # Skin weight for the retouch: the face's triangles, feathered.
+    face = np.zeros((OUTPUT, OUTPUT), np.float32)
+    face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
+    feather = max(3, round(0.05 * EYE_WIDTH)) | 1
+    face = cv2.GaussianBlur(face, (0, 0), feather)
+    finish.retouch(blend, face)
+    alpha = (1.0 - weight) * warped[0, :, :, 3] + weight * warped[1, :, :, 3]
+    alpha *= np.float32(1.0 / 255.0)
+    parts = head_shape(lay, ids, face)
+    finish.soften_hair(blend, parts.scalp * alpha, target_mean)
+    finish.baby_mouth(blend, parts.mouth)
+    finish.blush(blend, lay.baby, EYE_WIDTH)
+    alpha *= parts.head
+    finish.swaddle(blend, parts.blanket, lay.baby[152], EYE_WIDTH)
+    np.maximum(alpha, parts.blanket, out=alpha)
+    top = lay.baby[10]
+    back = finish.backdrop(OUTPUT, (OUTPUT / 2.0, float(top[1])), 0.95 * OUTPUT)
+    blend -= back
+    blend *= alpha[..., None]
+    blend += back
+    out = secure((OUTPUT, OUTPUT, 3), np.uint8, "portrait")
+    np.multiply(blend, 255.0, out=blend)
+    np.clip(blend, 0, 255, out=blend)
+    out[...] = np.rint(blend)
+    result_buffer, result = REGISTRY.array((OUTPUT, OUTPUT, 3), np.uint8, owner=owner,
+                                           label="baby:result")
+    np.copyto(result, out)
+    del result_buffer
+    return result

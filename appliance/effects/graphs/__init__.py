@@ -1,0 +1,1 @@
+"""Generated pixel graphs: builder functions returning byte-deterministic ONNX models."""
