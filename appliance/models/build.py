@@ -87,9 +87,12 @@ def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool
 
 def build_face_mesh_triangles(manifest: Manifest, engines_dir: Path, wheels: dict[str, Path],
                               *, from_wheel: Path | None, offline: bool, force: bool) -> None:
-    """The face mesh's triangle list, read from the same pinned wheel (baby predictor)."""
-    from appliance.effects.baby_parts import tessellation
+    """The baby predictor's data: the face mesh's triangle list (read from the same pinned
+    wheel) and its generated warp graph."""
+    from appliance.effects.baby_parts import tessellation, warp_runner
 
+    if force or not warp_runner.is_built(engines_dir):
+        _say(f"[baby_warp] generated -> {warp_runner.write_graph(engines_dir)} (sha256 ok)")
     if not force and tessellation.is_built(engines_dir):
         return
     source = manifest.models["face_landmark"].source.wheel

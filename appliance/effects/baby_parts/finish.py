@@ -28,6 +28,19 @@ BACKDROP_CENTRE = np.asarray([0.93, 0.94, 0.95], np.float32)  # BGR, 0..1
 BACKDROP_EDGE = np.asarray([0.70, 0.74, 0.78], np.float32)
 
 
+def soft_blur(image: F32, sigma: float) -> F32:
+    """Gaussian blur; a wide one is done at a reduced size (the result is smooth, so nothing
+    is lost) to keep its cost independent of the width."""
+    if sigma <= 3.0:
+        return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma), np.float32)
+    factor = int(min(16, sigma // 2))
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // factor), max(1, h // factor)),
+                       interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+    return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+
+
 def lab_stats(lab: F32, mask: npt.NDArray[np.bool_]) -> tuple[F32, F32]:
     pixels = lab[mask]
     return pixels.mean(axis=0).astype(np.float32), pixels.std(axis=0).astype(np.float32) + 1e-3
@@ -47,16 +60,22 @@ def match_tone(bgr: F32, mask: npt.NDArray[np.bool_], target_mean: F32, target_s
 
 
 def guided_self(image: F32, radius: int, eps: float) -> F32:
-    """Guided filter of each channel guided by itself (He et al. 2013)."""
-    ksize = (2 * radius + 1, 2 * radius + 1)
-    mean = cv2.boxFilter(image, -1, ksize)
-    sq = cv2.boxFilter(image * image, -1, ksize)
+    """Guided filter of each channel guided by itself (He et al. 2013), in its fast form (He &
+    Sun 2015): the linear coefficients fitted at half size, applied at full size."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    r = max(1, radius // 2)
+    ksize = (2 * r + 1, 2 * r + 1)
+    mean = cv2.boxFilter(small, -1, ksize)
+    sq = cv2.boxFilter(small * small, -1, ksize)
     var = sq - mean * mean
     a = var / (var + np.float32(eps))
     b = mean - a * mean
-    mean_a = cv2.boxFilter(a, -1, ksize)
-    mean_b = cv2.boxFilter(b, -1, ksize)
-    return np.asarray(mean_a * image + mean_b, np.float32)
+    mean_a = cv2.resize(cv2.boxFilter(a, -1, ksize), (w, h), interpolation=cv2.INTER_LINEAR)
+    mean_b = cv2.resize(cv2.boxFilter(b, -1, ksize), (w, h), interpolation=cv2.INTER_LINEAR)
+    mean_a *= image
+    mean_a += mean_b
+    return np.asarray(mean_a, np.float32)
 
 
 def retouch(bgr: F32, skin: F32) -> None:
@@ -95,7 +114,7 @@ def soften_hair(bgr: F32, hair: F32, skin_lab_mean: F32) -> None:
     size = bgr.shape[0]
     skin = cv2.cvtColor(skin_lab_mean.reshape(1, 1, 3).astype(np.float32),
                         cv2.COLOR_Lab2BGR).reshape(3)
-    soft = cv2.GaussianBlur(bgr, (0, 0), HAIR_SOFTNESS * size)
+    soft = soft_blur(bgr, HAIR_SOFTNESS * size)
     detail = bgr - soft
     light = np.float32(0.12)
     soft = soft * (1 - light) + light
@@ -126,7 +145,7 @@ def swaddle(bgr: F32, blanket: F32, chin: npt.NDArray[np.float64], scale: float)
     folds of whatever the parents wore there; a faint shadow falls on the neck above it."""
     size = bgr.shape[0]
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    folds = cv2.GaussianBlur(grey, (0, 0), 0.06 * scale)
+    folds = soft_blur(grey, 0.06 * scale)
     inside = blanket > 0.5
     mean = float(folds[inside].mean()) if inside.any() else 0.5
     ys = np.arange(size, dtype=np.float32)[:, None]
@@ -134,9 +153,9 @@ def swaddle(bgr: F32, blanket: F32, chin: npt.NDArray[np.float64], scale: float)
     shade *= np.float32(1.0) - np.float32(0.10) * smoothstep((ys - float(chin[1])) /
                                                              (3.0 * scale))
     # Volume: the dome's rim turns away from the light.
-    rim = cv2.GaussianBlur(blanket, (0, 0), 0.25 * scale)
+    rim = soft_blur(blanket, 0.25 * scale)
     shade *= np.float32(0.86) + np.float32(0.14) * rim
     cloth = BLANKET * shade[..., None]
-    shadow = cv2.GaussianBlur(blanket, (0, 0), 0.06 * scale)
+    shadow = soft_blur(blanket, 0.06 * scale)
     bgr *= (1.0 - 0.25 * np.clip(shadow - blanket, 0.0, 1.0))[..., None]
     bgr += (cloth - bgr) * blanket[..., None]

@@ -29,6 +29,7 @@ EYE_WIDTH = 0.25 * OUTPUT   # outer eye corners' distance in the portrait
 EYE_LINE = 0.47 * OUTPUT     # height of the eye line
 # Warp: (images uint8 (2, S, S, 4), grid float32 (2, S, S, 2)) -> float32 (2, S, S, 4)
 Warp = Callable[[Mapping[str, npt.NDArray[Any]]], Mapping[str, npt.NDArray[Any]]]
+# Segment: BGR square -> person mask (any size; it is scaled to the square)
 Segment = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
 
 
@@ -48,13 +49,15 @@ class Layout:
 
 
 def layout(parents: tuple[Parent, Parent], resemblance: float,
-           triangles: npt.NDArray[np.int32]) -> Layout:
+           triangles: npt.NDArray[np.int32], *, child: bool = True) -> Layout:
+    """Shapes and points. ``child=False`` keeps the parents' mean proportions: the control
+    against which the tests measure what the child transform changed."""
     topo = topology(triangles)
     fronts = [shape.frontal(p.mesh) for p in parents]
     aligned = [topo.extend(shape.apply(shape.to_canonical(f), f)) for f in fronts]
     mean = shape.mean_shape(aligned[0], aligned[1], resemblance)
-    child = shape.child_transform(mean, mean[:468])
-    baby = child * EYE_WIDTH + np.asarray([OUTPUT / 2.0, EYE_LINE])
+    target = shape.child_transform(mean, mean[:468]) if child else mean
+    baby = target * EYE_WIDTH + np.asarray([OUTPUT / 2.0, EYE_LINE])
     sources = tuple(topo.extend(np.asarray(p.mesh[:, :2], np.float64)) for p in parents)
     return Layout(baby, sources, topo)
 
@@ -116,9 +119,9 @@ def _square(bgr: npt.NDArray[np.uint8], src_map: npt.NDArray[np.float32], owner:
 
 def render(parents: tuple[Parent, Parent], resemblance: float,
            triangles: npt.NDArray[np.int32], warp: Warp, segment: Segment,
-           owner: str) -> npt.NDArray[np.uint8]:
+           owner: str, *, child: bool = True) -> npt.NDArray[np.uint8]:
     """The portrait (OUTPUT x OUTPUT x 3 uint8 BGR), in a secure buffer of ``owner``."""
-    lay = layout(parents, resemblance, triangles)
+    lay = layout(parents, resemblance, triangles, child=child)
     topo = lay.topo
     ids = triangle_ids(lay.baby, topo.triangles, OUTPUT, topo.face_triangles)
     buffers = []
@@ -135,10 +138,14 @@ def render(parents: tuple[Parent, Parent], resemblance: float,
             seen.append(visibility(lay.baby, src, topo.triangles))
             source_map(ids, affines(lay.baby, src, topo.triangles), out=grid[k])
             x0, y0, scale = _square(parent.bgr, grid[k], owner, images[k])
-            mask = segment(np.ascontiguousarray(images[k, :, :, :3]))
+            # The person mask only needs to be soft (it is feathered below): the model's own
+            # low-resolution mask, scaled up, is enough.
+            low = segment(np.ascontiguousarray(images[k, :, :, :3]))
+            mask = secure((SIZE, SIZE), np.float32, f"mask{k}")
+            cv2.resize(low, (SIZE, SIZE), dst=mask, interpolation=cv2.INTER_LINEAR)
             np.multiply(mask, 255.0, out=mask)
             np.clip(mask, 0.0, 255.0, out=mask)
-            images[k, :, :, 3] = mask.astype(np.uint8)
+            images[k, :, :, 3] = mask
             # image pixels -> square pixels -> GridSample's [-1, 1] (align_corners=0)
             grid[k, ..., 0] -= x0
             grid[k, ..., 1] -= y0
@@ -161,7 +168,7 @@ def blend_weights(ids: npt.NDArray[np.int32], seen: list[npt.NDArray[np.float32]
     b = resemblance * (seen[1][safe] + 1e-3)
     weight = b / (a + b)
     if 0.0 < resemblance < 1.0:
-        weight = cv2.GaussianBlur(weight, (0, 0), 0.04 * EYE_WIDTH)
+        weight = finish.soft_blur(weight, 0.04 * EYE_WIDTH)
     return np.asarray(weight, np.float32)
 
 
@@ -184,7 +191,7 @@ def _skin_mask(lay: Layout, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]
 
 HEAD_WIDTH = 1.30    # widest hair allowed, over the mesh's cheek-to-cheek width
 HEAD_TOP = 0.85      # highest hair allowed above the mesh's top point, in eye widths
-BLANKET_DOME = (1.3, 1.9, 1.1)  # centre below the chin, half width, half height (eye widths)
+BLANKET_DOME = (1.05, 1.75, 0.95)  # centre below the chin, half width, half height (eye widths)
 
 
 @dataclass(frozen=True)
@@ -218,13 +225,13 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     neck_w = 0.38 * half_w / HEAD_WIDTH
     cv2.rectangle(head, (round(cx - neck_w), round(float(pts[[172, 397], 1].mean()))),
                   (round(cx + neck_w), OUTPUT), 1.0, -1)
-    head = cv2.GaussianBlur(head, (0, 0), 0.03 * EYE_WIDTH)
+    head = finish.soft_blur(head, 0.03 * EYE_WIDTH)
     ys, xs = np.mgrid[0:OUTPUT, 0:OUTPUT].astype(np.float32)
-    scalp = np.clip(1.0 - 2.0 * cv2.GaussianBlur(face, (0, 0), 0.03 * EYE_WIDTH), 0.0, 1.0)
+    scalp = np.clip(1.0 - 2.0 * finish.soft_blur(face, 0.03 * EYE_WIDTH), 0.0, 1.0)
     dome_y, dome_a, dome_b = (v * EYE_WIDTH for v in BLANKET_DOME)
     d = ((xs - cx) / dome_a) ** 2 + ((ys - chin - dome_y) / dome_b) ** 2
     inside = np.where(ys > chin + dome_y, np.abs(xs - cx) < dome_a * 1.6, d < 1.0)
-    blanket = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 0.02 * EYE_WIDTH)
+    blanket = finish.soft_blur(inside.astype(np.float32), 0.02 * EYE_WIDTH)
     lo = lay.topo.face_triangles - sum(len(h) for h in lay.topo.holes)
     mouth_first = lo + sum(len(h) for h in lay.topo.holes[:-1])
     hole_sizes = [len(h) for h in lay.topo.holes]
@@ -236,7 +243,7 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
             mouth[(ids >= start) & (ids < start + n)] = 1.0
         start += n
     del mouth_first
-    mouth = cv2.GaussianBlur(mouth, (0, 0), 0.008 * EYE_WIDTH)
+    mouth = finish.soft_blur(mouth, 0.008 * EYE_WIDTH)
     return HeadShape(head, scalp, blanket, mouth)
 
 
@@ -267,7 +274,7 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     face = np.zeros((OUTPUT, OUTPUT), np.float32)
     face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
     feather = max(3, round(0.05 * EYE_WIDTH)) | 1
-    face = cv2.GaussianBlur(face, (0, 0), feather)
+    face = finish.soft_blur(face, feather)
     finish.retouch(blend, face)
     alpha = (1.0 - weight) * warped[0, :, :, 3] + weight * warped[1, :, :, 3]
     alpha *= np.float32(1.0 / 255.0)

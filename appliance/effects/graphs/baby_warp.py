@@ -21,6 +21,8 @@ BATCH = 2
 CHANNELS = 4
 OPSET = 17
 PRODUCER = "ephemera-graphs"
+NAME = "baby_warp"
+ONNX_SHA256 = "081f95e416ea50827cd7132c28dab84d15e59f54692a728dfe925cd96d44841b"
 
 
 def build_baby_warp(size: int = SIZE) -> onnx.ModelProto:
