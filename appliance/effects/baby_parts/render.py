@@ -230,7 +230,7 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     scalp = np.clip(1.0 - 2.0 * finish.soft_blur(face, 0.03 * EYE_WIDTH), 0.0, 1.0)
     dome_y, dome_a, dome_b = (v * EYE_WIDTH for v in BLANKET_DOME)
     d = ((xs - cx) / dome_a) ** 2 + ((ys - chin - dome_y) / dome_b) ** 2
-    inside = np.where(ys > chin + dome_y, np.abs(xs - cx) < dome_a * 1.6, d < 1.0)
+    inside = np.where(ys > chin + dome_y, np.abs(xs - cx) < dome_a, d < 1.0)
     blanket = finish.soft_blur(inside.astype(np.float32), 0.02 * EYE_WIDTH)
     lo = lay.topo.face_triangles - sum(len(h) for h in lay.topo.holes)
     mouth_first = lo + sum(len(h) for h in lay.topo.holes[:-1])
