@@ -86,6 +86,32 @@ def visibility(baby: npt.NDArray[np.float64], source: npt.NDArray[np.float64],
     return np.asarray(t * t * (3.0 - 2.0 * t), np.float32)
 
 
+OPEN_EYE = (0.17, 0.28)  # eye aspect ratio: shut or hidden below, fully open above
+
+
+def eye_visibility(parent: Parent, baby: npt.NDArray[np.float64],
+                   triangles: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+    """Per triangle, 1 except around an eye the parent's photo shows shut or hidden.
+
+    Why: the eyes-open gate passes a photo when one eye is open (a wink, or a camera held to
+    one eye); a baby needs two open eyes, so around that eye the other parent is used."""
+    from appliance.vision.quality import eye_openness
+
+    out = np.ones(len(triangles), np.float32)
+    centroids = baby[triangles].mean(axis=1)
+    lo, hi = OPEN_EYE
+    for contour, openness in zip((shape.RIGHT_EYE, shape.LEFT_EYE), eye_openness(parent.mesh),
+                                 strict=True):
+        t = float(np.clip((openness - lo) / (hi - lo), 0.0, 1.0))
+        seen = t * t * (3.0 - 2.0 * t)
+        eye = baby[list(contour)]
+        centre = eye.mean(axis=0)
+        radius = 0.5 * float(np.ptp(eye[:, 0]))
+        near = np.linalg.norm(centroids - centre, axis=1) < 1.5 * radius
+        out[near] = np.minimum(out[near], seen)
+    return out
+
+
 def _square(bgr: npt.NDArray[np.uint8], src_map: npt.NDArray[np.float32], owner: str,
             out: npt.NDArray[np.uint8]) -> tuple[float, float, float]:
     """Fill ``out`` (S, S, 3+) with the image region the map reads, uniformly resized;
@@ -135,7 +161,8 @@ def render(parents: tuple[Parent, Parent], resemblance: float,
         grid = secure((BATCH, SIZE, SIZE, 2), np.float32, "grid")
         seen = []
         for k, (parent, src) in enumerate(zip(parents, lay.sources, strict=True)):
-            seen.append(visibility(lay.baby, src, topo.triangles))
+            seen.append(visibility(lay.baby, src, topo.triangles)
+                        * eye_visibility(parent, lay.baby, topo.triangles))
             source_map(ids, affines(lay.baby, src, topo.triangles), out=grid[k])
             x0, y0, scale = _square(parent.bgr, grid[k], owner, images[k])
             # The person mask only needs to be soft (it is feathered below): the model's own
