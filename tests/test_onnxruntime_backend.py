@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs, write_model
 
 from appliance.models.backend import Backend, BackendError, ModelIntegrityError
 from appliance.models.onnxruntime_backend import (
@@ -21,6 +20,7 @@ from appliance.models.onnxruntime_backend import (
 )
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.malloc_env import MALLOC_ENV
+from tests.model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs, write_model
 
 MODEL = "test_conv"
 
@@ -229,7 +229,7 @@ def _scan(pid: int, needle: bytes) -> int:
 @pytest.mark.parametrize("shape", [(1, 4, 32, 32), (1, 32, 64, 64)], ids=["heap", "mmap"])
 def test_no_activation_survives_a_run_under_the_malloc_environment(
         tmp_path: Path, shape: tuple[int, ...]) -> None:
-    from model_graphs import add_reduce_model
+    from tests.model_graphs import add_reduce_model
 
     path, sha = write_model(tmp_path, "canary", add_reduce_model(shape, float(C)))
     needle = np.full(256, A + C, dtype=np.float32).tobytes()

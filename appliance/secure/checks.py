@@ -73,9 +73,9 @@ def malloc_env(cfg: Config) -> CheckResult:
 
 @check("memfd_secret")
 def memfd_secret(cfg: Config) -> CheckResult:
-    if os.environ.get("EPHEMERA_MEMFD_SECRET") == "0":
-        return CheckResult(False, "turned off by EPHEMERA_MEMFD_SECRET=0",
-                           "unset EPHEMERA_MEMFD_SECRET", warning=True)
+    if not cfg.secure.memfd_secret:
+        return CheckResult(False, "turned off by secure.memfd_secret = false",
+                           "set secure.memfd_secret = true (the default)", warning=True)
     if memfd_secret_available():
         return CheckResult(True, "available: secure buffers are hidden from the kernel's "
                                  "direct map and from /proc/PID/mem")
@@ -112,22 +112,6 @@ def opencv_temp(cfg: Config) -> CheckResult:
                                  "be created")
     return CheckResult(False, f"OPENCV_TEMP_PATH is {value!r}", "import appliance before cv2 "
                               "(the package sets it); report this as a bug")
-
-
-@check("onnxruntime_arena")
-def onnxruntime_arena(cfg: Config) -> CheckResult:
-    """The CPU arena would keep whole intermediate activations readable after run()."""
-    try:
-        from appliance.models.onnxruntime_backend import session_options
-    except ImportError as exc:
-        return CheckResult(False, f"ONNX Runtime backend not importable: {exc}",
-                           "install onnxruntime (pip install -e .)")
-    options = session_options(1)
-    if options.enable_cpu_mem_arena:
-        return CheckResult(False, "ONNX Runtime sessions keep the CPU arena: activations "
-                                  "outlive run()", "report this as a bug")
-    return CheckResult(True, "ONNX Runtime sessions run without the CPU arena (freed "
-                             "activations go to the allocator's overwrite)")
 
 
 def init_on_free_enabled(cmdline: str = "/proc/cmdline") -> bool:

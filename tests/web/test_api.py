@@ -4,37 +4,33 @@ cacheable. The end-to-end proofs through gunicorn are in tests/privacy/."""
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from flask import Flask, Request
 from flask.testing import FlaskClient
 
 from appliance.config import load_config
 from appliance.web.app import create_app, shutdown_app
-from tests.helpers.images import astronaut_bgr, encode
-
-CONSENT = {"X-Ephemera-Consent": "adults-consenting"}
+from tests.helpers.images import encode
 
 
 @pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app(monkeypatch: pytest.MonkeyPatch, ram_dir: Path) -> Iterator[Flask]:
     def forbidden(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("the upload path must read request.stream only")
 
     for name in ("get_data", "_load_form_data", "_get_file_stream"):
         monkeypatch.setattr(Request, name, forbidden)
-    store = Path("/dev/shm") / f"ephemera-api-{secrets.token_hex(6)}"
-    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(store / "store")})
+    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(ram_dir / "store")})
     app = create_app(cfg)
     yield app
     shutdown_app(app)
-    shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture
@@ -47,9 +43,11 @@ def test_max_content_length_is_set(app: Flask) -> None:
 
 
 @pytest.mark.needs_models
-def test_upload_status_result_delete(client: FlaskClient, app: Flask) -> None:
-    reply = client.post("/api/jobs", data=encode(astronaut_bgr(), ".jpg"),
-                        headers={**CONSENT, "Content-Type": "image/jpeg"})
+def test_upload_status_result_delete(client: FlaskClient, app: Flask,
+                                     astronaut_bgr: npt.NDArray[np.uint8],
+                                     consent_headers: dict[str, str]) -> None:
+    reply = client.post("/api/jobs", data=encode(astronaut_bgr, ".jpg"),
+                        headers={**consent_headers, "Content-Type": "image/jpeg"})
     assert reply.status_code == 202, reply.json
     body = reply.json
     assert body is not None
@@ -91,13 +89,15 @@ def test_upload_status_result_delete(client: FlaskClient, app: Flask) -> None:
     assert app.extensions["ephemera.store"].job_ids() == []
 
 
-def test_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Flask) -> None:
+def test_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Flask,
+                                             consent_headers: dict[str, str]) -> None:
+    consent = consent_headers
     cases = [
         ({"Content-Type": "image/jpeg"}, b"x" * 10, 400, "consent_required"),
-        ({**CONSENT, "Content-Type": "multipart/form-data; boundary=x"}, b"--x--", 415,
+        ({**consent, "Content-Type": "multipart/form-data; boundary=x"}, b"--x--", 415,
          "unsupported_format"),
-        ({**CONSENT, "Content-Type": "image/png"}, None, 411, "length_required"),
-        ({**CONSENT, "Content-Type": "image/png"}, b"not a png at all", 415, "not_an_image"),
+        ({**consent, "Content-Type": "image/png"}, None, 411, "length_required"),
+        ({**consent, "Content-Type": "image/png"}, b"not a png at all", 415, "not_an_image"),
     ]
     for headers, data, status, code in cases:
         reply = client.post("/api/jobs", data=data, headers=headers)
