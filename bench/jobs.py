@@ -23,9 +23,9 @@ import numpy as np
 from skimage import data as skdata
 
 from appliance.config import load_config
+from appliance.jobs.effect_jobs import EffectJobRunner
 from appliance.jobs.job import JobState
 from appliance.jobs.manager import JobManager
-from appliance.jobs.runner import EffectJobRunner
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.store import RamStore
