@@ -38,9 +38,11 @@ def engines_dir(models: Any) -> Path:
 
 def make_baby(job: EffectRun) -> npt.NDArray[np.uint8]:
     """The portrait (1024 x 1024 BGR) in a secure buffer of the job."""
-    parents = tuple(render.Parent(photo.bgr, photo.faces[0].mesh) for photo in job.photos)
-    if len(parents) != 2 or any(p.mesh is None for p in parents):
+    meshes = [photo.faces[0].mesh for photo in job.photos]
+    if len(meshes) != 2 or meshes[0] is None or meshes[1] is None:
         raise ValueError("the baby needs two photos with one meshed face each")
+    parents = (render.Parent(job.photos[0].bgr, meshes[0]),
+               render.Parent(job.photos[1].bgr, meshes[1]))
     engines = engines_dir(job.models)
     triangles = tessellation.load_triangles(engines)
 
@@ -50,7 +52,7 @@ def make_baby(job: EffectRun) -> npt.NDArray[np.uint8]:
     def warp(feeds: Any) -> Any:
         return run_warp(job.models, engines, feeds)
 
-    return render.render((parents[0], parents[1]), float(job.params["resemblance"]),
+    return render.render(parents, float(job.params["resemblance"]),
                          triangles, warp, segment, job.job_id)
 
 

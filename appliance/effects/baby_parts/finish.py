@@ -50,7 +50,7 @@ def match_tone(bgr: F32, mask: npt.NDArray[np.bool_], target_mean: F32, target_s
                own: tuple[F32, F32]) -> None:
     """In place: the picture's Lab statistics on ``mask`` moved to the target's."""
     mean, std = own
-    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
+    lab: F32 = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab), np.float32)
     gain = np.clip(target_std / std, *SPREAD_LIMITS).astype(np.float32)
     lab -= mean
     lab *= gain
@@ -144,7 +144,7 @@ def swaddle(bgr: F32, blanket: F32, chin: npt.NDArray[np.float64], scale: float)
     """In place: a soft cream blanket, rounded like wrapped shoulders, with a hint of the
     folds of whatever the parents wore there; a faint shadow falls on the neck above it."""
     size = bgr.shape[0]
-    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    grey: F32 = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), np.float32)
     folds = soft_blur(grey, 0.06 * scale)
     inside = blanket > 0.5
     mean = float(folds[inside].mean()) if inside.any() else 0.5

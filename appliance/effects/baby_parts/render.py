@@ -193,7 +193,7 @@ def blend_weights(ids: npt.NDArray[np.int32], seen: list[npt.NDArray[np.float32]
     safe = np.where(ids >= 0, ids, 0)
     a = (1.0 - resemblance) * (seen[0][safe] + 1e-3)
     b = resemblance * (seen[1][safe] + 1e-3)
-    weight = b / (a + b)
+    weight = np.asarray(b / (a + b), np.float32)
     if 0.0 < resemblance < 1.0:
         weight = finish.soft_blur(weight, 0.04 * EYE_WIDTH)
     return np.asarray(weight, np.float32)
@@ -211,9 +211,10 @@ def _skin_mask(lay: Layout, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]
         hull = cv2.convexHull(np.round(pts[list(group)]).astype(np.int32))
         cv2.fillConvexPoly(features, hull, 255)
     grow = max(3, round(0.03 * EYE_WIDTH))
-    features = cv2.dilate(features, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    mask = cv2.erode(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    return (mask > 0) & (features == 0)
+    kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
+    grown = cv2.dilate(features, kernel)
+    shrunk = cv2.erode(mask, kernel)
+    return np.asarray((shrunk > 0) & (grown == 0), np.bool_)
 
 
 HEAD_WIDTH = 1.30    # widest hair allowed, over the mesh's cheek-to-cheek width
@@ -284,7 +285,7 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     for k in range(2):
         pic = secure((OUTPUT, OUTPUT, 3), np.float32, f"picture{k}")
         np.multiply(warped[k, :, :, :3], np.float32(1.0 / 255.0), out=pic)
-        lab = cv2.cvtColor(pic, cv2.COLOR_BGR2Lab)
+        lab = np.asarray(cv2.cvtColor(pic, cv2.COLOR_BGR2Lab), np.float32)
         stats.append(finish.lab_stats(lab, skin))
         del lab
         pictures.append(pic)
