@@ -88,11 +88,16 @@ def retouch(bgr: F32, skin: F32) -> None:
 
 
 def backdrop(size: int, centre: tuple[float, float], radius: float) -> F32:
-    """A soft studio sweep: light behind the head, falling off smoothly to the corners."""
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    d = np.sqrt((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / np.float32(radius)
-    t = np.clip(d, 0.0, 1.0)[..., None] ** 1.5
-    return np.asarray(BACKDROP_CENTRE * (1.0 - t) + BACKDROP_EDGE * t, np.float32)
+    """A soft studio sweep: light behind the head, falling off smoothly to the corners.
+    Computed at a quarter of the size and scaled up: it has no detail to lose."""
+    small = max(1, size // 4)
+    ys, xs = np.mgrid[0:small, 0:small].astype(np.float32)
+    scale = small / size
+    d = np.sqrt((xs + 0.5 - centre[0] * scale) ** 2 + (ys + 0.5 - centre[1] * scale) ** 2)
+    t = np.clip(d / np.float32(radius * scale), 0.0, 1.0)[..., None] ** 1.5
+    sweep = np.asarray(BACKDROP_CENTRE * (1.0 - t) + BACKDROP_EDGE * t, np.float32)
+    return np.asarray(cv2.resize(sweep, (size, size), interpolation=cv2.INTER_LINEAR),
+                      np.float32)
 
 
 def smoothstep(t: F32) -> F32:
@@ -132,15 +137,22 @@ def baby_mouth(bgr: F32, mouth: F32) -> None:
 def blush(bgr: F32, points: npt.NDArray[np.float64], scale: float) -> None:
     """In place: rosy cheeks, two soft spots at the cheeks' centres."""
     size = bgr.shape[0]
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    weight = np.zeros((size, size), np.float32)
+    sigma = 0.22 * scale
+    reach = int(3 * sigma) + 1
     for index in (50, 280):
-        x, y = points[index, :2]
-        weight += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / np.float32(2 * (0.22 * scale) ** 2))
-    bgr += (BLUSH - bgr) * (BLUSH_STRENGTH * weight)[..., None]
+        x, y = (float(v) for v in points[index, :2])
+        x0, x1 = max(0, int(x) - reach), min(size, int(x) + reach + 1)
+        y0, y1 = max(0, int(y) - reach), min(size, int(y) + reach + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        weight = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / np.float32(2 * sigma ** 2))
+        patch = bgr[y0:y1, x0:x1]
+        patch += (BLUSH - patch) * (BLUSH_STRENGTH * weight)[..., None]
 
 
-def swaddle(bgr: F32, blanket: F32, chin: npt.NDArray[np.float64], scale: float) -> None:
+def swaddle(bgr: F32, blanket: F32, person: F32, chin: npt.NDArray[np.float64],
+            scale: float) -> None:
     """In place: a soft cream blanket, rounded like wrapped shoulders, with a hint of the
     folds of whatever the parents wore there; a faint shadow falls on the neck above it."""
     size = bgr.shape[0]
@@ -158,4 +170,7 @@ def swaddle(bgr: F32, blanket: F32, chin: npt.NDArray[np.float64], scale: float)
     cloth = BLANKET * shade[..., None]
     shadow = soft_blur(blanket, 0.06 * scale)
     bgr *= (1.0 - 0.25 * np.clip(shadow - blanket, 0.0, 1.0))[..., None]
-    bgr += (cloth - bgr) * blanket[..., None]
+    # Over the person the blanket's soft edge blends with the skin; outside, only the backdrop
+    # is behind it, so its colour must reach the edge (no fringe of the old clothes).
+    cover = blanket * person + np.minimum(1.0, 4.0 * blanket) * (1.0 - person)
+    bgr += (cloth - bgr) * cover[..., None]

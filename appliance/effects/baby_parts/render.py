@@ -254,23 +254,24 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     cv2.rectangle(head, (round(cx - neck_w), round(float(pts[[172, 397], 1].mean()))),
                   (round(cx + neck_w), OUTPUT), 1.0, -1)
     head = finish.soft_blur(head, 0.03 * EYE_WIDTH)
-    ys, xs = np.mgrid[0:OUTPUT, 0:OUTPUT].astype(np.float32)
     scalp = np.clip(1.0 - 2.0 * finish.soft_blur(face, 0.03 * EYE_WIDTH), 0.0, 1.0)
+    # The blanket's dome, drawn at a quarter of the size (it is feathered anyway).
     dome_y, dome_a, dome_b = (v * EYE_WIDTH for v in BLANKET_DOME)
+    quarter = OUTPUT // 4
+    ys, xs = (np.mgrid[0:quarter, 0:quarter].astype(np.float32) + 0.5) * 4.0
     d = ((xs - cx) / dome_a) ** 2 + ((ys - chin - dome_y) / dome_b) ** 2
     inside = np.where(ys > chin + dome_y, np.abs(xs - cx) < dome_a, d < 1.0)
-    blanket = finish.soft_blur(inside.astype(np.float32), 0.02 * EYE_WIDTH)
-    lo = lay.topo.face_triangles - sum(len(h) for h in lay.topo.holes)
-    mouth_first = lo + sum(len(h) for h in lay.topo.holes[:-1])
-    hole_sizes = [len(h) for h in lay.topo.holes]
-    # The inner lips are the hole whose loop contains landmark 13 (upper inner lip).
-    start = lo
+    dome = cv2.resize(inside.astype(np.float32), (OUTPUT, OUTPUT),
+                      interpolation=cv2.INTER_LINEAR)
+    blanket = finish.soft_blur(np.asarray(dome, np.float32), 0.02 * EYE_WIDTH)
+    # The inner lips are the hole whose loop holds landmark 13 (the upper inner lip); its fan
+    # triangles follow the mesh's own 852.
+    start = lay.topo.face_triangles - sum(len(h) for h in lay.topo.holes)
     mouth = np.zeros((OUTPUT, OUTPUT), np.float32)
-    for loop, n in zip(lay.topo.holes, hole_sizes, strict=True):
+    for loop in lay.topo.holes:
         if 13 in loop:
-            mouth[(ids >= start) & (ids < start + n)] = 1.0
-        start += n
-    del mouth_first
+            mouth[(ids >= start) & (ids < start + len(loop))] = 1.0
+        start += len(loop)
     mouth = finish.soft_blur(mouth, 0.008 * EYE_WIDTH)
     return HeadShape(head, scalp, blanket, mouth)
 
@@ -311,7 +312,7 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     finish.baby_mouth(blend, parts.mouth)
     finish.blush(blend, lay.baby, EYE_WIDTH)
     alpha *= parts.head
-    finish.swaddle(blend, parts.blanket, lay.baby[152], EYE_WIDTH)
+    finish.swaddle(blend, parts.blanket, alpha, lay.baby[152], EYE_WIDTH)
     np.maximum(alpha, parts.blanket, out=alpha)
     top = lay.baby[10]
     back = finish.backdrop(OUTPUT, (OUTPUT / 2.0, float(top[1])), 0.95 * OUTPUT)
