@@ -48,6 +48,37 @@ class Layout:
     topo: Topology
 
 
+OPEN_EYE = (0.17, 0.28)  # eye aspect ratio: shut or hidden below, fully open above
+
+
+def eye_open(parent: Parent) -> tuple[float, float]:
+    """How open the photo shows each eye (right, left), 0 (shut or hidden) to 1."""
+    from appliance.vision.quality import eye_openness
+
+    lo, hi = OPEN_EYE
+    out = []
+    for value in eye_openness(parent.mesh):
+        t = float(np.clip((value - lo) / (hi - lo), 0.0, 1.0))
+        out.append(t * t * (3.0 - 2.0 * t))
+    return out[0], out[1]
+
+
+def _open_eyes(mean: npt.NDArray[np.float64], aligned: list[npt.NDArray[np.float64]],
+               parents: tuple[Parent, Parent], resemblance: float, topo: Topology) -> None:
+    """In place: each eye's outline taken from the parents in proportion to how open each
+    photo shows it, so a shut or hidden eye does not close the baby's eye."""
+    opens = [eye_open(p) for p in parents]
+    for side, contour in enumerate((shape.RIGHT_EYE, shape.LEFT_EYE)):
+        a = (1.0 - resemblance) * (opens[0][side] + 1e-3)
+        b = resemblance * (opens[1][side] + 1e-3)
+        w = b / (a + b)
+        index = list(contour)
+        mean[index] = (1.0 - w) * aligned[0][index] + w * aligned[1][index]
+        for hole, loop in enumerate(topo.holes):
+            if contour[0] in loop:
+                mean[468 + hole] = mean[list(loop)].mean(axis=0)
+
+
 def layout(parents: tuple[Parent, Parent], resemblance: float,
            triangles: npt.NDArray[np.int32], *, child: bool = True) -> Layout:
     """Shapes and points. ``child=False`` keeps the parents' mean proportions: the control
@@ -56,6 +87,7 @@ def layout(parents: tuple[Parent, Parent], resemblance: float,
     fronts = [shape.frontal(p.mesh) for p in parents]
     aligned = [topo.extend(shape.apply(shape.to_canonical(f), f)) for f in fronts]
     mean = shape.mean_shape(aligned[0], aligned[1], resemblance)
+    _open_eyes(mean, aligned, parents, resemblance, topo)
     target = shape.child_transform(mean, mean[:468]) if child else mean
     baby = target * EYE_WIDTH + np.asarray([OUTPUT / 2.0, EYE_LINE])
     sources = tuple(topo.extend(np.asarray(p.mesh[:, :2], np.float64)) for p in parents)
@@ -86,24 +118,16 @@ def visibility(baby: npt.NDArray[np.float64], source: npt.NDArray[np.float64],
     return np.asarray(t * t * (3.0 - 2.0 * t), np.float32)
 
 
-OPEN_EYE = (0.17, 0.28)  # eye aspect ratio: shut or hidden below, fully open above
-
-
 def eye_visibility(parent: Parent, baby: npt.NDArray[np.float64],
                    triangles: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
     """Per triangle, 1 except around an eye the parent's photo shows shut or hidden.
 
     Why: the eyes-open gate passes a photo when one eye is open (a wink, or a camera held to
     one eye); a baby needs two open eyes, so around that eye the other parent is used."""
-    from appliance.vision.quality import eye_openness
-
     out = np.ones(len(triangles), np.float32)
     centroids = baby[triangles].mean(axis=1)
-    lo, hi = OPEN_EYE
-    for contour, openness in zip((shape.RIGHT_EYE, shape.LEFT_EYE), eye_openness(parent.mesh),
-                                 strict=True):
-        t = float(np.clip((openness - lo) / (hi - lo), 0.0, 1.0))
-        seen = t * t * (3.0 - 2.0 * t)
+    for contour, seen in zip((shape.RIGHT_EYE, shape.LEFT_EYE), eye_open(parent),
+                             strict=True):
         eye = baby[list(contour)]
         centre = eye.mean(axis=0)
         radius = 0.5 * float(np.ptp(eye[:, 0]))
@@ -197,6 +221,17 @@ def blend_weights(ids: npt.NDArray[np.int32], seen: list[npt.NDArray[np.float32]
     if 0.0 < resemblance < 1.0:
         weight = finish.soft_blur(weight, 0.04 * EYE_WIDTH)
     return np.asarray(weight, np.float32)
+
+
+def eye_mask(lay: Layout) -> npt.NDArray[np.float32]:
+    """Both eyes' outlines, grown by a few pixels and feathered."""
+    mask = np.zeros((OUTPUT, OUTPUT), np.float32)
+    for contour in (shape.RIGHT_EYE, shape.LEFT_EYE):
+        hull = cv2.convexHull(np.round(lay.baby[list(contour)]).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1.0, cv2.LINE_AA)
+    grow = max(2, round(0.04 * EYE_WIDTH))
+    mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return finish.soft_blur(np.asarray(mask, np.float32), 0.02 * EYE_WIDTH)
 
 
 def _skin_mask(lay: Layout, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
@@ -304,7 +339,9 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
     feather = max(3, round(0.05 * EYE_WIDTH)) | 1
     face = finish.soft_blur(face, feather)
-    finish.retouch(blend, face)
+    # The retouch smooths the skin, not the eyes, brows and lips: they stay crisp.
+    finish.retouch(blend, finish.soft_blur(skin.astype(np.float32), 0.03 * EYE_WIDTH))
+    finish.clear_eyes(blend, eye_mask(lay))
     alpha = (1.0 - weight) * warped[0, :, :, 3] + weight * warped[1, :, :, 3]
     alpha *= np.float32(1.0 / 255.0)
     parts = head_shape(lay, ids, face)
