@@ -230,8 +230,8 @@ def eye_mask(lay: Layout) -> npt.NDArray[np.float32]:
         hull = cv2.convexHull(np.round(lay.baby[list(contour)]).astype(np.int32))
         cv2.fillConvexPoly(mask, hull, 1.0, cv2.LINE_AA)
     grow = max(2, round(0.04 * EYE_WIDTH))
-    mask = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    return finish.soft_blur(np.asarray(mask, np.float32), 0.02 * EYE_WIDTH)
+    grown = cv2.dilate(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return finish.soft_blur(np.asarray(grown, np.float32), 0.02 * EYE_WIDTH)
 
 
 def _skin_mask(lay: Layout, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
