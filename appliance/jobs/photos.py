@@ -26,7 +26,8 @@ from appliance.secure.buffers import REGISTRY
 from appliance.vision import quality
 
 if TYPE_CHECKING:
-    from appliance.vision.pipeline import Face, FacePipeline
+    from appliance.vision.face import Face
+    from appliance.vision.pipeline import FacePipeline
 
 log = logging.getLogger("ephemera.jobs")
 PIXELS = "pixels"  # the blob of a photo in the store: H x W x 3 uint8 BGR
