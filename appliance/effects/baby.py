@@ -21,6 +21,7 @@ from appliance.effects.baby_parts import render, tessellation
 from appliance.effects.baby_parts.person_mask import low_res_mask
 from appliance.effects.baby_parts.warp_runner import run_warp
 from appliance.effects.base import Effect, EffectRun, OutputSpec, Param
+from appliance.effects.graphs.baby_warp import NAME as WARP_MODEL
 from appliance.media.encode import encode_image
 
 RESULT_NAME = "baby.jpg"
@@ -50,7 +51,7 @@ def make_baby(job: EffectRun) -> npt.NDArray[np.uint8]:
         return low_res_mask(job.pipeline, square, job.job_id)
 
     def warp(feeds: Any) -> Any:
-        return run_warp(job.models, engines, feeds)
+        return run_warp(job.models, feeds)
 
     return render.render(parents, float(job.params["resemblance"]),
                          triangles, warp, segment, job.job_id)
@@ -80,6 +81,6 @@ EFFECT = Effect(
                   maximum=1.0),),
     outputs=(OutputSpec(RESULT_NAME, "image/jpeg", "Your baby"),),
     models=("face_detection_short", "face_detection_full", "face_landmark",
-            "selfie_segmentation"),
+            "selfie_segmentation", WARP_MODEL),
     run=run,
 )

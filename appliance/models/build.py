@@ -110,15 +110,14 @@ def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool
 
 def build_face_mesh_triangles(manifest: Manifest, engines_dir: Path, wheels: dict[str, Path],
                               *, from_wheel: Path | None, offline: bool, force: bool) -> None:
-    """The baby predictor's data: the face mesh's triangle list (read from the same pinned
-    wheel) and its generated warp graph."""
-    from appliance.effects.baby_parts import tessellation, warp_runner
+    """The face mesh's triangle list, read from the same pinned wheel (baby predictor)."""
+    from appliance.effects.baby_parts import tessellation
 
-    if force or not warp_runner.is_built(engines_dir):
-        _say(f"[baby_warp] generated -> {warp_runner.write_graph(engines_dir)} (sha256 ok)")
     if not force and tessellation.is_built(engines_dir):
         return
-    source = manifest.models["face_landmark"].source.wheel
+    mesh_source = manifest.models["face_landmark"].source
+    assert isinstance(mesh_source, ModelSource)
+    source = mesh_source.wheel
     wheel = wheels.get(source.key) or ensure_wheel(source, engines_dir / "cache",
                                                    from_wheel=from_wheel, offline=offline,
                                                    log=_say)

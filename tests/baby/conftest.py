@@ -16,6 +16,7 @@ import pytest
 from appliance.config import load_config
 from appliance.effects.baby_parts import render, tessellation, warp_runner
 from appliance.effects.baby_parts.person_mask import low_res_mask
+from appliance.effects.graphs.baby_warp import NAME as WARP
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import MODEL_NAMES, FacePipeline
 from tests.vision.faces_support import photo
@@ -28,7 +29,8 @@ TINT = np.asarray([-12, 0, 22], np.int16)  # and warmer (BGR offsets)
 def engines_dir() -> Path:
     path = Path(load_config().models.engines_dir)
     missing = [n for n in MODEL_NAMES if not (path / "onnx" / f"{n}.onnx").is_file()]
-    if missing or not tessellation.is_built(path) or not warp_runner.is_built(path):
+    if missing or not tessellation.is_built(path) or not (
+            path / "onnx" / f"{WARP}.onnx").is_file():
         pytest.skip("models, triangles or warp graph not built: run `ephemera build`")
     return path
 
@@ -94,7 +96,7 @@ class Portraits:
             owner = "baby-portraits"
             out = render.render(
                 (self.parents[a], self.parents[b]), resemblance, self.triangles,
-                lambda feeds: warp_runner.run_warp(self.models, self.engines, feeds),  # type: ignore[arg-type]
+                lambda feeds: warp_runner.run_warp(self.models, feeds),  # type: ignore[arg-type]
                 lambda bgr: low_res_mask(self.pipeline, bgr, owner), owner, child=child)
             self._cache[key] = out.copy()
             REGISTRY.release_owner(owner)

@@ -14,38 +14,24 @@ buffers once.
 from __future__ import annotations
 
 import onnx
-from onnx import TensorProto, helper
+
+from appliance.effects.graphs import Graph
 
 SIZE = 1024
 BATCH = 2
 CHANNELS = 4
-OPSET = 17
-PRODUCER = "ephemera-graphs"
 NAME = "baby_warp"
-ONNX_SHA256 = "081f95e416ea50827cd7132c28dab84d15e59f54692a728dfe925cd96d44841b"
 
 
 def build_baby_warp(size: int = SIZE) -> onnx.ModelProto:
     """uint8 NHWC images + normalised grid -> bilinear samples (border padding), float NHWC."""
-    nodes = [
-        helper.make_node("Cast", ["images"], ["images_f"], to=TensorProto.FLOAT, name="cast"),
-        helper.make_node("Transpose", ["images_f"], ["images_nchw"], perm=[0, 3, 1, 2],
-                         name="to_nchw"),
-        helper.make_node("GridSample", ["images_nchw", "grid"], ["warped_nchw"],
-                         mode="bilinear", padding_mode="border", align_corners=0,
-                         name="sample"),
-        helper.make_node("Transpose", ["warped_nchw"], ["warped"], perm=[0, 2, 3, 1],
-                         name="to_nhwc"),
-    ]
-    graph = helper.make_graph(
-        nodes, "baby_warp",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8,
-                                       [BATCH, size, size, CHANNELS]),
-         helper.make_tensor_value_info("grid", TensorProto.FLOAT, [BATCH, size, size, 2])],
-        [helper.make_tensor_value_info("warped", TensorProto.FLOAT,
-                                       [BATCH, size, size, CHANNELS])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name=PRODUCER, producer_version="1")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    g = Graph(NAME, doc="both parents warped onto the baby's shape: per-pixel GridSample")
+    images = g.input("images", "uint8", [BATCH, size, size, CHANNELS])
+    grid = g.input("grid", "float32", [BATCH, size, size, 2])
+    planes = g.op("Transpose", g.op("Cast", images, to=onnx.TensorProto.FLOAT),
+                  perm=[0, 3, 1, 2])
+    warped = g.op("GridSample", planes, grid, mode="bilinear", padding_mode="border",
+                  align_corners=0)
+    g.output(g.op("Transpose", warped, perm=[0, 2, 3, 1]), "warped", "float32",
+             [BATCH, size, size, CHANNELS])
+    return g.model()
