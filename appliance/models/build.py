@@ -113,11 +113,12 @@ def build_face_mesh_triangles(manifest: Manifest, engines_dir: Path, wheels: dic
     """The face mesh's triangle list, read from the same pinned wheel (baby predictor)."""
     from appliance.effects.baby_parts import tessellation
 
+    mesh = manifest.models.get("face_landmark")
+    if mesh is None or not isinstance(mesh.source, ModelSource):
+        return  # a manifest without MediaPipe's face mesh: no triangles to take from it
     if not force and tessellation.is_built(engines_dir):
         return
-    mesh_source = manifest.models["face_landmark"].source
-    assert isinstance(mesh_source, ModelSource)
-    source = mesh_source.wheel
+    source = mesh.source.wheel
     wheel = wheels.get(source.key) or ensure_wheel(source, engines_dir / "cache",
                                                    from_wheel=from_wheel, offline=offline,
                                                    log=_say)
