@@ -113,13 +113,14 @@ BLUSH_STRENGTH = 0.10
 MOUTH_INSIDE = np.asarray([0.22, 0.20, 0.42], np.float32)  # BGR: a soft, dark rose
 
 
-def soften_hair(bgr: F32, hair: F32, skin_lab_mean: F32) -> None:
+def soften_hair(bgr: F32, hair: F32, skin_lab_mean: F32, sigma: float) -> None:
     """In place: a baby's fine, soft hair. The parents' hair, blurred and lightened, laid
     at ``HAIR_STRENGTH`` over the skin tone, with a little of its own fine detail."""
-    size = bgr.shape[0]
+    if bgr.size == 0:
+        return
     skin = cv2.cvtColor(skin_lab_mean.reshape(1, 1, 3).astype(np.float32),
                         cv2.COLOR_Lab2BGR).reshape(3)
-    soft = soft_blur(bgr, HAIR_SOFTNESS * size)
+    soft = soft_blur(np.ascontiguousarray(bgr), sigma)
     detail = bgr - soft
     light = np.float32(0.12)
     soft = soft * (1 - light) + light
@@ -151,8 +152,7 @@ def blush(bgr: F32, points: npt.NDArray[np.float64], scale: float) -> None:
         patch += (BLUSH - patch) * (BLUSH_STRENGTH * weight)[..., None]
 
 
-def swaddle(bgr: F32, blanket: F32, person: F32, chin: npt.NDArray[np.float64],
-            scale: float) -> None:
+def swaddle(bgr: F32, blanket: F32, person: F32, chin_y: float, scale: float) -> None:
     """In place: a soft cream blanket, rounded like wrapped shoulders, with a hint of the
     folds of whatever the parents wore there; a faint shadow falls on the neck above it."""
     size = bgr.shape[0]
@@ -162,8 +162,7 @@ def swaddle(bgr: F32, blanket: F32, person: F32, chin: npt.NDArray[np.float64],
     mean = float(folds[inside].mean()) if inside.any() else 0.5
     ys = np.arange(size, dtype=np.float32)[:, None]
     shade = np.clip(1.0 + 0.12 * (folds - mean), 0.9, 1.05)
-    shade *= np.float32(1.0) - np.float32(0.10) * smoothstep((ys - float(chin[1])) /
-                                                             (3.0 * scale))
+    shade *= np.float32(1.0) - np.float32(0.10) * smoothstep((ys - chin_y) / (3.0 * scale))
     # Volume: the dome's rim turns away from the light.
     rim = soft_blur(blanket, 0.25 * scale)
     shade *= np.float32(0.86) + np.float32(0.14) * rim

@@ -311,6 +311,17 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     return HeadShape(head, scalp, blanket, mouth)
 
 
+def _window(mask: npt.NDArray[np.float32], margin: int) -> tuple[slice, slice]:
+    """Rows and columns where ``mask`` is not zero, grown by ``margin`` (empty if none)."""
+    rows = np.flatnonzero(mask.max(axis=1) > 1e-3)
+    cols = np.flatnonzero(mask.max(axis=0) > 1e-3)
+    if not len(rows):
+        return slice(0, 0), slice(0, 0)
+    h, w = mask.shape
+    return (slice(max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + margin + 1)),
+            slice(max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + margin + 1)))
+
+
 def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.int32],
              weight: npt.NDArray[np.float32], resemblance: float, owner: str,
              secure: Callable[[tuple[int, ...], Any, str], npt.NDArray[Any]]
@@ -339,17 +350,30 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
     feather = max(3, round(0.05 * EYE_WIDTH)) | 1
     face = finish.soft_blur(face, feather)
-    # The retouch smooths the skin, not the eyes, brows and lips: they stay crisp.
-    finish.retouch(blend, finish.soft_blur(skin.astype(np.float32), 0.03 * EYE_WIDTH))
-    finish.clear_eyes(blend, eye_mask(lay))
+    # The retouch smooths the skin, not the eyes, brows and lips: they stay crisp. Each step
+    # works on the window its mask covers (plus its filter's reach), not the whole frame.
+    skin_weight = finish.soft_blur(skin.astype(np.float32), 0.03 * EYE_WIDTH)
+    win = _window(skin_weight, 3 * finish.GUIDED_RADIUS)
+    finish.retouch(blend[win], skin_weight[win])
+    eyes = eye_mask(lay)
+    win = _window(eyes, 8)
+    finish.clear_eyes(blend[win], eyes[win])
     alpha = (1.0 - weight) * warped[0, :, :, 3] + weight * warped[1, :, :, 3]
     alpha *= np.float32(1.0 / 255.0)
     parts = head_shape(lay, ids, face)
-    finish.soften_hair(blend, parts.scalp * alpha, target_mean)
-    finish.baby_mouth(blend, parts.mouth)
+    hair = parts.scalp * alpha
+    sigma = finish.HAIR_SOFTNESS * OUTPUT
+    win = _window(hair, round(3 * sigma))
+    finish.soften_hair(blend[win], hair[win], target_mean, sigma)
+    win = _window(parts.mouth, 2)
+    finish.baby_mouth(blend[win], parts.mouth[win])
     finish.blush(blend, lay.baby, EYE_WIDTH)
     alpha *= parts.head
-    finish.swaddle(blend, parts.blanket, alpha, lay.baby[152], EYE_WIDTH)
+    rows = np.flatnonzero(parts.blanket.max(axis=1) > 1e-3)
+    top_row = max(0, int(rows[0]) - round(0.3 * EYE_WIDTH)) if len(rows) else OUTPUT
+    below = np.s_[top_row:, :]
+    finish.swaddle(blend[below], parts.blanket[below], alpha[below],
+                   float(lay.baby[152, 1]) - top_row, EYE_WIDTH)
     np.maximum(alpha, parts.blanket, out=alpha)
     top = lay.baby[10]
     back = finish.backdrop(OUTPUT, (OUTPUT / 2.0, float(top[1])), 0.95 * OUTPUT)
