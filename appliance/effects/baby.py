@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from appliance.effects.baby_parts import render, tessellation
+from appliance.effects.baby_parts import render
 from appliance.effects.baby_parts.person_mask import low_res_mask
 from appliance.effects.baby_parts.warp_runner import run_warp
 from appliance.effects.base import Effect, EffectRun, OutputSpec, Param
 from appliance.effects.graphs.baby_warp import NAME as WARP_MODEL
 from appliance.media.encode import encode_image
+from appliance.models import tessellation
 
 RESULT_NAME = "baby.jpg"
 

@@ -1,7 +1,7 @@
 """Find metadata in an output file before it leaves the effect: JPEG, PNG and MP4.
 
 Why a check and not only careful encoders: a guest's picture must say nothing about when, where
-or on what it was made (P4 in PRODUCT.md). The encoders the effects use write none today, but a
+or on what it was made (P4 in docs/PRIVACY.md). The encoders the effects use write none today, but a
 library upgrade, a new muxer default ("encoder" tags, creation times) or a new effect could
 start to; ``EffectRun.emit`` runs this on every output, so such an output fails loudly in the
 tests instead of reaching a guest.

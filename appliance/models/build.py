@@ -111,7 +111,7 @@ def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool
 def build_face_mesh_triangles(manifest: Manifest, engines_dir: Path, wheels: dict[str, Path],
                               *, from_wheel: Path | None, offline: bool, force: bool) -> None:
     """The face mesh's triangle list, read from the same pinned wheel (baby predictor)."""
-    from appliance.effects.baby_parts import tessellation
+    from appliance.models import tessellation
 
     mesh = manifest.models.get("face_landmark")
     if mesh is None or not isinstance(mesh.source, ModelSource):

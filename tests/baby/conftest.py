@@ -14,9 +14,10 @@ import numpy.typing as npt
 import pytest
 
 from appliance.config import load_config
-from appliance.effects.baby_parts import render, tessellation, warp_runner
+from appliance.effects.baby_parts import render, warp_runner
 from appliance.effects.baby_parts.person_mask import low_res_mask
 from appliance.effects.graphs.baby_warp import NAME as WARP
+from appliance.models import tessellation
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import MODEL_NAMES, FacePipeline
 from tests.vision.faces_support import photo

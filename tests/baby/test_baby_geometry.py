@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.effects.baby_parts import render, shape, tessellation
+from appliance.effects.baby_parts import render, shape
 from appliance.effects.baby_parts.topology import RING_SCALES, boundary_loops, topology
+from appliance.models import tessellation
 from appliance.models.errors import FetchError, HashMismatchError
 from appliance.models.manifest import load_manifest
 

@@ -20,7 +20,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
-from appliance.effects.baby_parts.tessellation import NUM_POINTS
+from appliance.models.tessellation import NUM_POINTS
 
 # Oval scaled about its centroid: hairline and ears, hair, shoulders, beyond the frame.
 RING_SCALES = (1.22, 1.6, 2.4, 4.5)
