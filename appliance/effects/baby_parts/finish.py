@@ -10,7 +10,7 @@
   back at ``DETAIL_KEPT`` on the skin, in full elsewhere: smooth baby skin that still has pores
   and fine light, not a flat colour.
 * Backdrop: a soft, warm-grey studio sweep (a radial falloff, lighter behind the head), under the
-  person's mask with a feathered edge.
+  person's mask with a feathered edge; a cream blanket, shaded as a dome, over the shoulders.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def lab_stats(lab: F32, mask: npt.NDArray[np.bool_]) -> tuple[F32, F32]:
     return pixels.mean(axis=0).astype(np.float32), pixels.std(axis=0).astype(np.float32) + 1e-3
 
 
-def match_tone(bgr: F32, mask: npt.NDArray[np.bool_], target_mean: F32, target_std: F32,
-               own: tuple[F32, F32]) -> None:
-    """In place: the picture's Lab statistics on ``mask`` moved to the target's."""
+def match_tone(bgr: F32, target_mean: F32, target_std: F32, own: tuple[F32, F32]) -> None:
+    """In place: the picture's Lab statistics (``own``, measured on its skin) moved to the
+    target's."""
     mean, std = own
     lab: F32 = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab), np.float32)
     gain = np.clip(target_std / std, *SPREAD_LIMITS).astype(np.float32)
@@ -137,13 +137,13 @@ def baby_mouth(bgr: F32, mouth: F32) -> None:
 
 def blush(bgr: F32, points: npt.NDArray[np.float64], scale: float) -> None:
     """In place: rosy cheeks, two soft spots at the cheeks' centres."""
-    size = bgr.shape[0]
+    height, width = bgr.shape[:2]
     sigma = 0.22 * scale
     reach = int(3 * sigma) + 1
     for index in (50, 280):
         x, y = (float(v) for v in points[index, :2])
-        x0, x1 = max(0, int(x) - reach), min(size, int(x) + reach + 1)
-        y0, y1 = max(0, int(y) - reach), min(size, int(y) + reach + 1)
+        x0, x1 = max(0, int(x) - reach), min(width, int(x) + reach + 1)
+        y0, y1 = max(0, int(y) - reach), min(height, int(y) + reach + 1)
         if x0 >= x1 or y0 >= y1:
             continue
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -153,24 +153,18 @@ def blush(bgr: F32, points: npt.NDArray[np.float64], scale: float) -> None:
 
 
 def swaddle(bgr: F32, blanket: F32, person: F32, chin_y: float, scale: float) -> None:
-    """In place: a soft cream blanket, rounded like wrapped shoulders, with a hint of the
-    folds of whatever the parents wore there; a faint shadow falls on the neck above it."""
-    size = bgr.shape[0]
-    grey: F32 = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), np.float32)
-    folds = soft_blur(grey, 0.06 * scale)
-    inside = blanket > 0.5
-    mean = float(folds[inside].mean()) if inside.any() else 0.5
-    ys = np.arange(size, dtype=np.float32)[:, None]
-    shade = np.clip(1.0 + 0.12 * (folds - mean), 0.9, 1.05)
-    shade *= np.float32(1.0) - np.float32(0.10) * smoothstep((ys - chin_y) / (3.0 * scale))
+    """In place: a soft cream blanket, rounded like wrapped shoulders (darker towards its rim
+    and lower down); a faint shadow falls on the neck above it."""
+    ys = np.arange(bgr.shape[0], dtype=np.float32)[:, None]
+    shade = np.float32(1.0) - np.float32(0.10) * smoothstep((ys - chin_y) / (3.0 * scale))
     # Volume: the dome's rim turns away from the light.
     rim = soft_blur(blanket, 0.25 * scale)
-    shade *= np.float32(0.86) + np.float32(0.14) * rim
+    shade = shade * (np.float32(0.86) + np.float32(0.14) * rim)
     cloth = BLANKET * shade[..., None]
     shadow = soft_blur(blanket, 0.06 * scale)
-    bgr *= (1.0 - 0.25 * np.clip(shadow - blanket, 0.0, 1.0))[..., None]
-    # Over the person the blanket's soft edge blends with the skin; outside, only the backdrop
-    # is behind it, so its colour must reach the edge (no fringe of the old clothes).
+    bgr *= (1.0 - 0.25 * np.clip(shadow - blanket, 0.0, 1.0) * person)[..., None]
+    # Over the person the blanket's soft edge blends with the skin; over the backdrop its
+    # colour reaches the edge.
     cover = blanket * person + np.minimum(1.0, 4.0 * blanket) * (1.0 - person)
     bgr += (cloth - bgr) * cover[..., None]
 

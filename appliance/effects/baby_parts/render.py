@@ -326,64 +326,72 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
              weight: npt.NDArray[np.float32], resemblance: float, owner: str,
              secure: Callable[[tuple[int, ...], Any, str], npt.NDArray[Any]]
              ) -> npt.NDArray[np.uint8]:
+    """Tone, blend, retouch and finish inside the head's window (the only place the parents'
+    pixels can show), then the backdrop and the blanket over the whole frame."""
     skin = _skin_mask(lay, ids)
+    face = np.zeros((OUTPUT, OUTPUT), np.float32)
+    face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
+    face = finish.soft_blur(face, max(3, round(0.05 * EYE_WIDTH)) | 1)
+    parts = head_shape(lay, ids, face)
+    win = _window(parts.head, 4)
+    y0, x0 = win[0].start, win[1].start
+    size = (win[0].stop - y0, win[1].stop - x0)
     pictures = []
     stats = []
     for k in range(2):
-        pic = secure((OUTPUT, OUTPUT, 3), np.float32, f"picture{k}")
-        np.multiply(warped[k, :, :, :3], np.float32(1.0 / 255.0), out=pic)
+        pic = secure((*size, 3), np.float32, f"picture{k}")
+        np.multiply(warped[k, win[0], win[1], :3], np.float32(1.0 / 255.0), out=pic)
         lab = np.asarray(cv2.cvtColor(pic, cv2.COLOR_BGR2Lab), np.float32)
-        stats.append(finish.lab_stats(lab, skin))
+        stats.append(finish.lab_stats(lab, skin[win]))
         del lab
         pictures.append(pic)
     w = np.float32(resemblance)
     target_mean = (1 - w) * stats[0][0] + w * stats[1][0]
     target_std = (1 - w) * stats[0][1] + w * stats[1][1]
     for pic, own in zip(pictures, stats, strict=True):
-        finish.match_tone(pic, np.ones(pic.shape[:2], bool), target_mean, target_std, own)
+        finish.match_tone(pic, target_mean, target_std, own)
+    share = weight[win]
     blend = pictures[0]
-    blend *= (1.0 - weight)[..., None]
-    pictures[1] *= weight[..., None]
+    blend *= (1.0 - share)[..., None]
+    pictures[1] *= share[..., None]
     blend += pictures[1]
-    # Skin weight for the retouch: the face's triangles, feathered.
-    face = np.zeros((OUTPUT, OUTPUT), np.float32)
-    face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
-    feather = max(3, round(0.05 * EYE_WIDTH)) | 1
-    face = finish.soft_blur(face, feather)
     # The retouch smooths the skin, not the eyes, brows and lips: they stay crisp. Each step
-    # works on the window its mask covers (plus its filter's reach), not the whole frame.
-    skin_weight = finish.soft_blur(skin.astype(np.float32), 0.03 * EYE_WIDTH)
-    win = _window(skin_weight, 3 * finish.GUIDED_RADIUS)
-    finish.retouch(blend[win], skin_weight[win])
-    eyes = eye_mask(lay)
-    win = _window(eyes, 8)
-    finish.clear_eyes(blend[win], eyes[win])
-    alpha = (1.0 - weight) * warped[0, :, :, 3] + weight * warped[1, :, :, 3]
+    # works on the window its mask covers (plus its filter's reach).
+    skin_weight = finish.soft_blur(skin[win].astype(np.float32), 0.03 * EYE_WIDTH)
+    sub = _window(skin_weight, 3 * finish.GUIDED_RADIUS)
+    finish.retouch(blend[sub], skin_weight[sub])
+    eyes = eye_mask(lay)[win]
+    sub = _window(eyes, 8)
+    finish.clear_eyes(blend[sub], eyes[sub])
+    alpha = (1.0 - share) * warped[0, win[0], win[1], 3] + share * warped[1, win[0], win[1], 3]
     alpha *= np.float32(1.0 / 255.0)
-    parts = head_shape(lay, ids, face)
-    hair = parts.scalp * alpha
+    hair = parts.scalp[win] * alpha
     sigma = finish.HAIR_SOFTNESS * OUTPUT
-    win = _window(hair, round(3 * sigma))
-    finish.soften_hair(blend[win], hair[win], target_mean, sigma)
-    win = _window(parts.mouth, 2)
-    finish.baby_mouth(blend[win], parts.mouth[win])
-    finish.blush(blend, lay.baby, EYE_WIDTH)
-    alpha *= parts.head
+    sub = _window(hair, round(3 * sigma))
+    finish.soften_hair(blend[sub], hair[sub], target_mean, sigma)
+    mouth = parts.mouth[win]
+    sub = _window(mouth, 2)
+    finish.baby_mouth(blend[sub], mouth[sub])
+    finish.blush(blend, lay.baby - np.asarray([x0, y0]), EYE_WIDTH)
+    alpha *= parts.head[win]
+    top = lay.baby[10]
+    frame = secure((OUTPUT, OUTPUT, 3), np.float32, "frame")
+    frame[...] = finish.backdrop(OUTPUT, (OUTPUT / 2.0, float(top[1])), 0.95 * OUTPUT)
+    inside = frame[win]
+    blend -= inside
+    blend *= alpha[..., None]
+    inside += blend
+    person = np.zeros((OUTPUT, OUTPUT), np.float32)
+    person[win] = alpha
     rows = np.flatnonzero(parts.blanket.max(axis=1) > 1e-3)
     top_row = max(0, int(rows[0]) - round(0.3 * EYE_WIDTH)) if len(rows) else OUTPUT
     below = np.s_[top_row:, :]
-    finish.swaddle(blend[below], parts.blanket[below], alpha[below],
+    finish.swaddle(frame[below], parts.blanket[below], person[below],
                    float(lay.baby[152, 1]) - top_row, EYE_WIDTH)
-    np.maximum(alpha, parts.blanket, out=alpha)
-    top = lay.baby[10]
-    back = finish.backdrop(OUTPUT, (OUTPUT / 2.0, float(top[1])), 0.95 * OUTPUT)
-    blend -= back
-    blend *= alpha[..., None]
-    blend += back
     out = secure((OUTPUT, OUTPUT, 3), np.uint8, "portrait")
-    np.multiply(blend, 255.0, out=blend)
-    np.clip(blend, 0, 255, out=blend)
-    out[...] = np.rint(blend)
+    np.multiply(frame, 255.0, out=frame)
+    np.clip(frame, 0, 255, out=frame)
+    out[...] = np.rint(frame)
     result_buffer, result = REGISTRY.array((OUTPUT, OUTPUT, 3), np.uint8, owner=owner,
                                            label="baby:result")
     np.copyto(result, out)
