@@ -21,10 +21,16 @@ import numpy.typing as npt
 from appliance.effects.baby_parts import finish, shape
 from appliance.effects.baby_parts.topology import Topology, topology
 from appliance.effects.baby_parts.warp_maps import affines, source_map, triangle_ids
-from appliance.effects.graphs.baby_warp import BATCH, CHANNELS, SIZE
+from appliance.effects.graphs.baby_warp import BATCH, CHANNELS, SIZE, WINDOW
 from appliance.secure.buffers import REGISTRY
 
 OUTPUT = 1024
+# The portrait's window the warp fills (WINDOW rows x columns, centred across, from the top
+# margin down): every head of the tests lies well inside it; the backdrop and the blanket
+# outside it need no parent's pixels.
+WARP_TOP = 32
+WARP_LEFT = (OUTPUT - WINDOW[1]) // 2
+WARP_WIN = np.s_[WARP_TOP:WARP_TOP + WINDOW[0], WARP_LEFT:WARP_LEFT + WINDOW[1]]
 EYE_WIDTH = 0.25 * OUTPUT   # outer eye corners' distance in the portrait
 EYE_LINE = 0.47 * OUTPUT     # height of the eye line
 # Warp: (images uint8 (2, S, S, 4), grid float32 (2, S, S, 2)) -> float32 (2, S, S, 4)
@@ -182,12 +188,13 @@ def render(parents: tuple[Parent, Parent], resemblance: float,
             return view
 
         images = secure((BATCH, SIZE, SIZE, CHANNELS), np.uint8, "squares")
-        grid = secure((BATCH, SIZE, SIZE, 2), np.float32, "grid")
+        grid = secure((BATCH, *WINDOW, 2), np.float32, "grid")
         seen = []
         for k, (parent, src) in enumerate(zip(parents, lay.sources, strict=True)):
             seen.append(visibility(lay.baby, src, topo.triangles)
                         * eye_visibility(parent, lay.baby, topo.triangles))
-            source_map(ids, affines(lay.baby, src, topo.triangles), out=grid[k])
+            source_map(ids[WARP_WIN], affines(lay.baby, src, topo.triangles), out=grid[k],
+                       origin=(WARP_LEFT, WARP_TOP))
             x0, y0, scale = _square(parent.bgr, grid[k], owner, images[k])
             # The person mask only needs to be soft (it is feathered below): the model's own
             # low-resolution mask, scaled up, is enough.
@@ -287,8 +294,12 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     chin = float(pts[152, 1])
     neck_w = 0.38 * half_w / HEAD_WIDTH
     cv2.rectangle(head, (round(cx - neck_w), round(float(pts[[172, 397], 1].mean()))),
-                  (round(cx + neck_w), OUTPUT), 1.0, -1)
+                  (round(cx + neck_w), round(chin + 0.5 * EYE_WIDTH)), 1.0, -1)
     head = finish.soft_blur(head, 0.03 * EYE_WIDTH)
+    # Only the warp's window holds the parents' pixels.
+    inside = np.zeros_like(head)
+    inside[WARP_WIN] = 1.0
+    head *= finish.soft_blur(inside, 0.02 * EYE_WIDTH)
     scalp = np.clip(1.0 - 2.0 * finish.soft_blur(face, 0.03 * EYE_WIDTH), 0.0, 1.0)
     # The blanket's dome, drawn at a quarter of the size (it is feathered anyway).
     dome_y, dome_a, dome_b = (v * EYE_WIDTH for v in BLANKET_DOME)
@@ -334,13 +345,18 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     face = finish.soft_blur(face, max(3, round(0.05 * EYE_WIDTH)) | 1)
     parts = head_shape(lay, ids, face)
     win = _window(parts.head, 4)
+    win = (slice(max(win[0].start, WARP_TOP), min(win[0].stop, WARP_TOP + WINDOW[0])),
+           slice(max(win[1].start, WARP_LEFT), min(win[1].stop, WARP_LEFT + WINDOW[1])))
     y0, x0 = win[0].start, win[1].start
+    # The same window in the warp's own pixels.
+    wwin = (slice(y0 - WARP_TOP, win[0].stop - WARP_TOP),
+            slice(x0 - WARP_LEFT, win[1].stop - WARP_LEFT))
     size = (win[0].stop - y0, win[1].stop - x0)
     pictures = []
     stats = []
     for k in range(2):
         pic = secure((*size, 3), np.float32, f"picture{k}")
-        np.multiply(warped[k, win[0], win[1], :3], np.float32(1.0 / 255.0), out=pic)
+        np.multiply(warped[k, wwin[0], wwin[1], :3], np.float32(1.0 / 255.0), out=pic)
         lab = np.asarray(cv2.cvtColor(pic, cv2.COLOR_BGR2Lab), np.float32)
         stats.append(finish.lab_stats(lab, skin[win]))
         del lab
@@ -363,7 +379,8 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     eyes = eye_mask(lay)[win]
     sub = _window(eyes, 8)
     finish.clear_eyes(blend[sub], eyes[sub])
-    alpha = (1.0 - share) * warped[0, win[0], win[1], 3] + share * warped[1, win[0], win[1], 3]
+    alpha = (1.0 - share) * warped[0, wwin[0], wwin[1], 3] + share * warped[1, wwin[0],
+                                                                          wwin[1], 3]
     alpha *= np.float32(1.0 / 255.0)
     hair = parts.scalp[win] * alpha
     sigma = finish.HAIR_SOFTNESS * OUTPUT

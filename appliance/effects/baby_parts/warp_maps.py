@@ -42,15 +42,17 @@ def affines(dst: npt.NDArray[np.float64], src: npt.NDArray[np.float64],
 
 
 def source_map(ids: npt.NDArray[np.int32], matrices: npt.NDArray[np.float64],
-               out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
-    """(H, W, 2) source coordinates (pixel-centre convention: centre of pixel i is i + 0.5)."""
+               out: npt.NDArray[np.float32] | None = None,
+               origin: tuple[int, int] = (0, 0)) -> npt.NDArray[np.float32]:
+    """(H, W, 2) source coordinates (pixel-centre convention: centre of pixel i is i + 0.5);
+    ``ids`` may be a window of the output whose top-left pixel is ``origin`` (x, y)."""
     h, w = ids.shape
     if out is None:
         out = np.empty((h, w, 2), np.float32)
     safe = np.where(ids >= 0, ids, 0)
     coeffs = matrices.astype(np.float32)
-    xs = np.arange(w, dtype=np.float32) + 0.5
-    ys = (np.arange(h, dtype=np.float32) + 0.5)[:, None]
+    xs = np.arange(w, dtype=np.float32) + np.float32(origin[0] + 0.5)
+    ys = (np.arange(h, dtype=np.float32) + np.float32(origin[1] + 0.5))[:, None]
     for axis in range(2):
         a, b, c = (coeffs[:, k, axis][safe] for k in range(3))
         out[..., axis] = a * xs + b * ys + c
