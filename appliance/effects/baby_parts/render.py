@@ -405,12 +405,9 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     below = np.s_[top_row:, :]
     finish.swaddle(frame[below], parts.blanket[below], person[below],
                    float(lay.baby[152, 1]) - top_row, EYE_WIDTH)
-    out = secure((OUTPUT, OUTPUT, 3), np.uint8, "portrait")
-    np.multiply(frame, 255.0, out=frame)
-    np.clip(frame, 0, 255, out=frame)
-    out[...] = np.rint(frame)
     result_buffer, result = REGISTRY.array((OUTPUT, OUTPUT, 3), np.uint8, owner=owner,
                                            label="baby:result")
-    np.copyto(result, out)
+    # x 255, rounded and saturated to uint8 in one pass (the values are never negative).
+    cv2.convertScaleAbs(frame, dst=result, alpha=255.0)
     del result_buffer
     return result
