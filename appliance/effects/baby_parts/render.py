@@ -23,6 +23,7 @@ from appliance.effects.baby_parts.topology import Topology, topology
 from appliance.effects.baby_parts.warp_maps import affines, source_map, triangle_ids
 from appliance.effects.graphs.baby_warp import BATCH, CHANNELS, SIZE, WINDOW
 from appliance.secure.buffers import REGISTRY
+from appliance.vision.resample import shrink_into
 
 OUTPUT = 1024
 # The portrait's window the warp fills (WINDOW rows x columns, centred across, from the top
@@ -143,9 +144,9 @@ def eye_visibility(parent: Parent, baby: npt.NDArray[np.float64],
 
 
 def _square(bgr: npt.NDArray[np.uint8], src_map: npt.NDArray[np.float32], owner: str,
-            out: npt.NDArray[np.uint8]) -> tuple[float, float, float]:
-    """Fill ``out`` (S, S, 3+) with the image region the map reads, uniformly resized;
-    returns (x0, y0, scale) so that square = (image - (x0, y0)) * scale."""
+            out: npt.NDArray[np.uint8]) -> tuple[float, float, float, float]:
+    """Fill ``out`` (S, S, 3+) with the image region the map reads, resized alike along both
+    axes; returns (x0, y0, sx, sy) so that square = (image - (x0, y0)) * (sx, sy)."""
     h, w = bgr.shape[:2]
     np.clip(src_map[..., 0], 0.0, float(w), out=src_map[..., 0])
     np.clip(src_map[..., 1], 0.0, float(h), out=src_map[..., 1])
@@ -157,11 +158,20 @@ def _square(bgr: npt.NDArray[np.uint8], src_map: npt.NDArray[np.float32], owner:
     tw, th = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
     tw, th = min(tw, SIZE), min(th, SIZE)
     out[...] = 0
-    interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    used_w, used_h = x1 - x0, y1 - y0
     scratch_buffer, scratch = REGISTRY.array((th, tw, 3), np.uint8, owner=owner,
                                              label="baby:square")
     try:
-        cv2.resize(bgr[y0:y1, x0:x1], (tw, th), dst=scratch, interpolation=interp)
+        if scale < 1.0:
+            # The fast whole-factor INTER_AREA path (it drops at most factor - 1 edge pixels,
+            # which the returned scale accounts for).
+            shrink_into(bgr[y0:y1, x0:x1], scratch, owner)
+            factor = min(used_w // tw, used_h // th)
+            if factor >= 2:
+                used_w, used_h = used_w // factor * factor, used_h // factor * factor
+        else:
+            cv2.resize(bgr[y0:y1, x0:x1], (tw, th), dst=scratch,
+                       interpolation=cv2.INTER_LINEAR)
         out[:th, :tw, :3] = scratch
     finally:
         scratch_buffer.release()
@@ -170,7 +180,7 @@ def _square(bgr: npt.NDArray[np.uint8], src_map: npt.NDArray[np.float32], owner:
         out[th:, :, :3] = out[th - 1:th, :, :3]
     if tw < SIZE:
         out[:, tw:, :3] = out[:, tw - 1:tw, :3]
-    return float(x0), float(y0), float((tw / (x1 - x0) + th / (y1 - y0)) / 2.0)
+    return float(x0), float(y0), tw / used_w, th / used_h
 
 
 def render(parents: tuple[Parent, Parent], resemblance: float,
@@ -195,7 +205,7 @@ def render(parents: tuple[Parent, Parent], resemblance: float,
                         * eye_visibility(parent, lay.baby, topo.triangles))
             source_map(ids[WARP_WIN], affines(lay.baby, src, topo.triangles), out=grid[k],
                        origin=(WARP_LEFT, WARP_TOP))
-            x0, y0, scale = _square(parent.bgr, grid[k], owner, images[k])
+            x0, y0, sx, sy = _square(parent.bgr, grid[k], owner, images[k])
             # The person mask only needs to be soft (it is feathered below): the model's own
             # low-resolution mask, scaled up, is enough.
             low = segment(np.ascontiguousarray(images[k, :, :, :3]))
@@ -207,7 +217,8 @@ def render(parents: tuple[Parent, Parent], resemblance: float,
             # image pixels -> square pixels -> GridSample's [-1, 1] (align_corners=0)
             grid[k, ..., 0] -= x0
             grid[k, ..., 1] -= y0
-            grid[k] *= np.float32(scale * 2.0 / SIZE)
+            grid[k, ..., 0] *= np.float32(sx * 2.0 / SIZE)
+            grid[k, ..., 1] *= np.float32(sy * 2.0 / SIZE)
             grid[k] -= np.float32(1.0)
         warped = warp({"images": images, "grid": grid})["warped"]
         weight = blend_weights(ids, seen, resemblance)
