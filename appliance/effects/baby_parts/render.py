@@ -299,8 +299,11 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     top = float(pts[10, 1]) - HEAD_TOP * EYE_WIDTH
     cy = float(cheeks[:, 1].mean())
     head = np.zeros((OUTPUT, OUTPUT), np.float32)
-    cv2.ellipse(head, (round(cx), round(cy)), (round(half_w), round(cy - top)), 0.0, 180.0,
+    cv2.ellipse(head, (round(cx), round(cy)), (round(half_w), round(cy - top)), 0.0, 0.0,
                 360.0, 1.0, -1, cv2.LINE_AA)
+    # Beside the face the hair ends softly from the cheeks down (an infant's hair is short).
+    rows = np.arange(OUTPUT, dtype=np.float32)[:, None]
+    head *= 1.0 - finish.smoothstep((rows - cy + 0.15 * EYE_WIDTH) / (0.35 * EYE_WIDTH))
     cv2.fillPoly(head, [np.round(pts[lay.topo.oval]).astype(np.int32)], 1.0, cv2.LINE_AA)
     chin = float(pts[152, 1])
     neck_w = 0.38 * half_w / HEAD_WIDTH
