@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import uuid
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from appliance.secure.fs import filesystem_type
 from appliance.secure.store import RamStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
+WRITER = ROOT / "tests" / "programs" / "store_writer.py"
 CANARY = b"EPHEMERA-STORE-CANARY-0123456789"
 SHM = Path("/dev/shm")
 
@@ -207,29 +207,12 @@ def test_purge_removes_known_jobs_and_stray_files(store_dir: Path) -> None:
     REGISTRY.release_owner(owner)
 
 
-WRITER = textwrap.dedent("""
-    import os, sys
-    from appliance.secure.buffers import REGISTRY
-    from appliance.secure.crypto import JobKey
-    from appliance.secure.store import RamStore
-
-    store = RamStore(sys.argv[1], 1 << 22, 8)
-    canary = sys.argv[2].encode() * 200
-    for n in range(3):
-        owner = f"job-{n}"
-        key = JobKey.generate(owner)
-        buf = REGISTRY.allocate(len(canary), owner=owner)
-        buf.view()[:] = memoryview(canary)
-        store.put(owner, f"blob-{n}", buf.memoryview(), key)
-    print("written", flush=True)
-    sys.stdin.read()  # wait to be killed
-""")
 
 
 def test_a_killed_process_leaves_only_unreadable_ciphertext_which_the_next_start_sweeps(
         store_dir: Path) -> None:
     canary = f"CANARY-{uuid.uuid4().hex}"
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(store_dir), canary],
+    child = subprocess.Popen([sys.executable, str(WRITER), str(store_dir), canary],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                              cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
     try:
