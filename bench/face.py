@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.config import load_config
-from appliance.secure.buffers import REGISTRY
+from appliance.secure.buffers import REGISTRY, use_memfd_secret
 from appliance.vision.cli_detect import load_image
 from appliance.vision.mesh import rect_from_detection
 from appliance.vision.pipeline import FacePipeline
@@ -84,7 +84,9 @@ def main() -> int:
         args.image = Path(tempfile.mkdtemp(prefix="ephemera-bench-", dir="/dev/shm")) / "12mp.jpg"
         make_jpeg(args.image)
     try:
-        models = ModelSet(load_config())
+        cfg = load_config()
+        use_memfd_secret(cfg.secure.memfd_secret)
+        models = ModelSet(cfg)
         pipeline = FacePipeline(models)
         owner = "bench-face"
         bgr = load_image(args.image, owner)

@@ -23,9 +23,9 @@ import numpy as np
 from skimage import data as skdata
 
 from appliance.config import load_config
-from appliance.jobs.faces import FaceJobRunner
 from appliance.jobs.job import JobState
 from appliance.jobs.manager import JobManager
+from appliance.jobs.runner import EffectJobRunner
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.store import RamStore
@@ -58,7 +58,7 @@ def main() -> None:
     cfg = load_config(env={"EPHEMERA_STORE_PATH": str(root / "store")})
     store = RamStore.from_config(cfg)
     models = ModelSet(cfg)
-    runner = FaceJobRunner(FacePipeline(models), store)
+    runner = EffectJobRunner(FacePipeline(models), store)
     manager = JobManager(cfg, store, models, sweep_interval_s=None)
     jpeg = twelve_megapixel_jpeg()
     rows: list[tuple[float, float, float, float, int]] = []

@@ -17,9 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from appliance.config import load_config
 from appliance.media.decode import decode_image
 from appliance.media.headers import read_header
-from appliance.secure.buffers import REGISTRY
+from appliance.secure.buffers import REGISTRY, use_memfd_secret
 from appliance.secure.crypto import JobKey, associated_data
 from appliance.secure.store import RamStore
 
@@ -43,6 +44,7 @@ def copy_ms(nbytes: int) -> float:
 
 
 def main() -> None:
+    use_memfd_secret(load_config().secure.memfd_secret)
     owner = f"bench-{uuid.uuid4().hex}"
     rows: list[tuple[str, float, float]] = []
 

@@ -104,9 +104,44 @@ def test_every_setting_is_documented() -> None:
                 "lan.tls_key", "lan.allowed_cidrs", "store.path", "store.quota_bytes",
                 "retention.default_minutes", "retention.hard_cap_minutes", "queue.depth",
                 "models.backend", "models.engines_dir", "mode", "admin.pin_hash",
-                "kiosk.idle_timeout_s"}
+                "kiosk.idle_timeout_s", "secure.memfd_secret"}
     assert required <= set(rows)
     assert all(rows.values())
+
+
+def test_settings_nothing_reads_yet_say_so_and_what_will(tmp_path: Path) -> None:
+    rows = {key: help_text for key, _default, help_text in describe()}
+    for key in ("kiosk.idle_timeout_s", "lan.interface", "lan.port", "lan.tls_cert",
+                "admin.pin_hash"):
+        assert "nothing reads" in rows[key] and "not in this release yet" in rows[key], key
+    assert "nothing reads" not in rows["lan.allowed_cidrs"]  # the address filter reads it
+    with pytest.raises(ConfigError) as bad_pin:
+        load_config(write(tmp_path, '[admin]\npin_hash = "1234"\n'), env={})
+    message = str(bad_pin.value)
+    assert "never the PIN itself" in message and "admin page" in message
+    with pytest.raises(ConfigError, match="kiosk's touch-screen flow"):
+        load_config(env={"EPHEMERA_KIOSK_IDLE_TIMEOUT_S": "0"})
+
+
+def test_every_command_a_message_names_exists() -> None:
+    """Help and error texts send people to `ephemera <verb>`: each verb must be a real one."""
+    import re
+
+    from appliance.cli import build_parser
+
+    verbs = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    root = Path(__file__).resolve().parent.parent
+    texts = [p.read_text(encoding="utf-8") for p in sorted((root / "appliance").rglob("*.py"))]
+    texts += [help_text for _key, _default, help_text in describe()]
+    named = {m for text in texts for m in re.findall(r"`ephemera ([a-z][a-z-]*)", text)}
+    assert named and named <= verbs, sorted(named - verbs)
+
+
+def test_memfd_secret_is_a_setting(tmp_path: Path) -> None:
+    assert load_config(env={}).secure.memfd_secret is True
+    assert load_config(env={"EPHEMERA_SECURE_MEMFD_SECRET": "0"}).secure.memfd_secret is False
+    cfg = load_config(write(tmp_path, "[secure]\nmemfd_secret = false\n"), env={})
+    assert cfg.secure.memfd_secret is False
 
 
 def test_cli_reports_config_errors_with_exit_2(

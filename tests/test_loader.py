@@ -284,3 +284,33 @@ def test_missing_dla_core_builds_and_loads_the_gpu_engine(tmp_path: Path,
     assert any("has 0 DLA core(s): building for the GPU" in line for line in lines)
     assert not any(".dla" in p.name for p in (tmp_path / "trt").iterdir())
     assert backend_kind(_cfg(tmp_path, dla_core=0), MODEL, manifest) == "tensorrt"
+
+
+def test_tensorrt_importable_but_no_engine_is_onnxruntime_everywhere(
+        tmp_path: Path, fake: FakeTensorRT, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`build --list`, `doctor` and the loader give one answer, from one function: TensorRT
+    importing is not enough, an accepted engine for this device is needed."""
+    from appliance.cli import main
+    from appliance.models.backend_checks import inference_backend
+
+    manifest = _setup(tmp_path)
+    cfg = _cfg(tmp_path)
+    monkeypatch.setenv("EPHEMERA_MODELS_ENGINES_DIR", str(tmp_path))
+    monkeypatch.setenv("EPHEMERA_MODELS_BACKEND", "auto")
+
+    def listed() -> str:
+        assert main(["build", "--list", "--manifest", str(manifest.path)]) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines()
+                   if line.startswith(MODEL + " "))
+        return row.split()[4]
+
+    def loaded() -> str:
+        with ModelSet(cfg, manifest) as models:
+            return models.get(MODEL).name
+
+    doctor = inference_backend(cfg)  # the shipped manifest: no engines in tmp_path either
+    assert not doctor.ok and "they run on ONNX Runtime" in doctor.detail
+    assert (listed(), backend_kind(cfg, MODEL, manifest), loaded()) == ("onnxruntime",) * 3
+    _build(tmp_path, manifest)
+    assert (listed(), backend_kind(cfg, MODEL, manifest), loaded()) == ("tensorrt",) * 3

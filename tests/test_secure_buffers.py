@@ -59,7 +59,7 @@ def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
         if not memfd_secret_available():
             pytest.skip("this kernel has no memfd_secret")
     else:
-        monkeypatch.setenv("EPHEMERA_MEMFD_SECRET", "0")
+        monkeypatch.setattr(buffers, "_memfd_secret_wanted", False)
     return str(request.param)
 
 
@@ -116,7 +116,7 @@ def test_memfd_secret_is_used_where_available_and_hides_pages_from_proc_mem() ->
 
 def test_anonymous_fallback_is_locked_undumpable_and_readable_by_a_scanner(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EPHEMERA_MEMFD_SECRET", "0")
+    monkeypatch.setattr(buffers, "_memfd_secret_wanted", False)
     buffer = REGISTRY.allocate(8192, owner=owner())
     try:
         assert buffer.kind == "anonymous"

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from appliance.secure import store as store_module
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.crypto import JobKey
 from appliance.secure.fs import filesystem_type
-from appliance.secure.store import RamStore, RetentionSweeper, StoreError
+from appliance.secure.store import RamStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = b"EPHEMERA-STORE-CANARY-0123456789"
@@ -180,7 +179,9 @@ def test_quota_of_jobs(store_dir: Path) -> None:
         REGISTRY.release_owner(o)
 
 
-def test_retention_default_caller_expiry_hard_cap_and_sweeper(store_dir: Path) -> None:
+def test_retention_default_caller_expiry_and_hard_cap(store_dir: Path) -> None:
+    """The store's own clamp; releasing what is due is the job manager's sweep
+    (tests/jobs/test_manager.py)."""
     now = [1_000_000.0]
     store = RamStore(store_dir, 1 << 20, 8, default_retention_s=900,
                      clock=lambda: now[0])
@@ -190,38 +191,12 @@ def test_retention_default_caller_expiry_hard_cap_and_sweeper(store_dir: Path) -
     assert store.expiry(a) == now[0] + 900  # the default
     assert store.register_job(b, expires_at=now[0] + 60) == now[0] + 60
     assert store.register_job(c, expires_at=now[0] + 10 * 24 * 3600) == now[0] + 24 * 3600
-    expired: list[str] = []
-    sweeper = RetentionSweeper(store, expired.append)
-    assert sweeper.sweep_once(now[0] + 59) == []
-    assert sweeper.sweep_once(now[0] + 61) == [b] and expired == [b]
-    assert sweeper.sweep_once(now[0] + 901) == [a]
-    assert sweeper.sweep_once(now[0] + 24 * 3600) == [c]
-    assert list(store_dir.iterdir()) == []
+    capped = RamStore(store_dir, 1 << 20, 8, hard_cap_s=48 * 3600, clock=lambda: now[0])
+    assert capped.hard_cap_s == 24 * 3600  # no configuration lifts the 24-hour cap
     for o in (a, b, c):
+        store.delete_job(o)
         REGISTRY.release_owner(o)
-
-
-def test_sweeper_thread_expires_on_time_and_survives_a_failing_callback(
-        store_dir: Path) -> None:
-    store = RamStore(store_dir, 1 << 20, 8)
-    owner = job()
-    store.put(owner, "r", payload(owner).memoryview(), JobKey.generate(owner))
-    store.register_job(owner, expires_at=time.time() - 1)
-    errors: list[str] = []
-
-    def failing(job_id: str) -> None:
-        raise RuntimeError("boom")
-
-    sweeper = RetentionSweeper(store, failing, interval_s=0.05,
-                               on_error=lambda j, e: errors.append(j)).start()
-    try:
-        deadline = time.monotonic() + 10
-        while store.job_ids() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        sweeper.stop()
-    assert store.job_ids() == [] and errors == [owner]
-    REGISTRY.release_owner(owner)
+    assert list(store_dir.iterdir()) == []
 
 
 def test_purge_removes_known_jobs_and_stray_files(store_dir: Path) -> None:

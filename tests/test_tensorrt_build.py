@@ -20,16 +20,13 @@ from fakes.fake_tensorrt import FakeTensorRT, install_fakes, parse_engine
 from model_graphs import conv_prelu_model
 
 from appliance.models.backend import ModelIntegrityError
+from appliance.models.engines import EngineKey, accepted_engine, plan_key, timing_cache_path
 from appliance.models.tensorrt_build import (
     EngineBuildError,
-    EngineKey,
     EngineOutOfMemoryError,
     EngineValidationError,
     UnsupportedOperatorError,
-    accepted_engine,
     build_engines,
-    plan_key,
-    timing_cache_path,
 )
 from appliance.models.tensorrt_support import DeviceInfo
 
@@ -241,7 +238,7 @@ def test_interrupted_build_resumes(tmp_path: Path, fake: FakeTensorRT) -> None:
     assert result.key is not None
     # Simulate a crash between writing the engine and its sidecar, plus a half-written file.
     result.key.sidecar_path(tmp_path).unlink()
-    (tmp_path / "trt" / "other.engine.partial").write_bytes(b"half")
+    (tmp_path / "trt" / ".other.engine.partial").write_bytes(b"half")
     results, lines = _build(tmp_path, [spec])
     assert results[0].status == "built"
     assert any("interrupted build" in line for line in lines)

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from appliance.audit import audit
-from appliance.config import Config
+from appliance.config import RETENTION_SWEEP_INTERVAL_S, Config
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.tokens import CapabilityToken, Session
+from appliance.models.backend import ModelProvider
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.crypto import JobKey
 
@@ -30,7 +31,6 @@ log = logging.getLogger("ephemera.jobs")
 
 JobWork = Callable[[Job], None]
 DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
-SWEEP_INTERVAL_S = 1.0
 FIRST_RUN_ESTIMATE_S = 5.0
 
 
@@ -41,12 +41,6 @@ class Store(Protocol):
                      expires_at: float | None = None) -> float: ...
 
     def delete_job(self, job_id: str) -> Any: ...
-
-
-class Models(Protocol):
-    """What the manager needs of appliance.models.loader.ModelSet."""
-
-    def zeroise_all(self) -> Any: ...
 
 
 def _not_found() -> UserFacingError:
@@ -66,9 +60,9 @@ def _token_invalid() -> UserFacingError:
 class JobManager:
     """Owns every job of the service process. Thread-safe; one instance per worker process."""
 
-    def __init__(self, cfg: Config, store: Store, models: Models, *,
+    def __init__(self, cfg: Config, store: Store, models: ModelProvider, *,
                  clock: Callable[[], float] = time.time,
-                 sweep_interval_s: float | None = SWEEP_INTERVAL_S) -> None:
+                 sweep_interval_s: float | None = RETENTION_SWEEP_INTERVAL_S) -> None:
         self.cfg = cfg
         self.store = store
         self.models = models

@@ -71,3 +71,19 @@ class Backend(Protocol):
     def close(self) -> None:
         """Zeroise and free everything; the backend is unusable afterwards."""
         ...
+
+
+class ModelProvider(Protocol):
+    """The booth's model set as its users see it (``appliance.models.loader.ModelSet``).
+
+    Why one Protocol: the vision code asks for a model by its manifest name, the job layer wipes
+    them all after every job, and the effects do both; one view keeps them from drifting apart.
+    """
+
+    def get(self, name: str) -> Backend:
+        """The loaded model ``name`` (opened on first use), on the backend chosen for it."""
+        ...
+
+    def zeroise_all(self) -> None:
+        """Overwrite every opened model's inputs, outputs and activation memory."""
+        ...

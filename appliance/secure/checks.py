@@ -73,9 +73,9 @@ def malloc_env(cfg: Config) -> CheckResult:
 
 @check("memfd_secret")
 def memfd_secret(cfg: Config) -> CheckResult:
-    if os.environ.get("EPHEMERA_MEMFD_SECRET") == "0":
-        return CheckResult(False, "turned off by EPHEMERA_MEMFD_SECRET=0",
-                           "unset EPHEMERA_MEMFD_SECRET", warning=True)
+    if not cfg.secure.memfd_secret:
+        return CheckResult(False, "turned off by secure.memfd_secret = false",
+                           "set secure.memfd_secret = true (the default)", warning=True)
     if memfd_secret_available():
         return CheckResult(True, "available: secure buffers are hidden from the kernel's "
                                  "direct map and from /proc/PID/mem")

@@ -1,6 +1,6 @@
 """The RAM store: encrypted blobs on tmpfs, overwritten then unlinked when a job is done.
 
-Why each choice (P1, P2, P8 in PRODUCT.md):
+Why each choice (P1, P2, P8 in docs/PRIVACY.md):
 
 * tmpfs or ramfs only, checked with ``statfs`` when the store opens: a store on disk would put a
   guest's photo (even encrypted) on flash, which outlives the process and the key.
@@ -13,9 +13,9 @@ Why each choice (P1, P2, P8 in PRODUCT.md):
   place; there is no journal or copy-on-write) and then unlinks it; no fsync, there is no disk.
 * quotas (bytes and jobs) are checked before anything is written, and a full store answers
   ``store_full`` (HTTP 429) with a retry hint instead of filling RAM until the kernel kills us.
-* the caller (the job layer) owns retention and tells the store each job's expiry; the store
-  clamps it to the hard cap and ``expire(now)`` deletes what is due. ``RetentionSweeper`` runs
-  that on a timer for the job layer.
+* the caller (the job layer) owns retention: it tells the store each job's expiry, which the
+  store clamps to the hard cap as a second line of defence, and its sweep
+  (``JobManager.sweep_expired``) releases what is due, the blobs through ``delete_job``.
 """
 
 from __future__ import annotations
@@ -31,15 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.config import Config
+from appliance.config import RETENTION_DEFAULT_MINUTES, RETENTION_HARD_CAP_MINUTES, Config
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import SecureBuffer
 from appliance.secure.crypto import OVERHEAD, JobKey, associated_data
 from appliance.secure.fs import RAM_FILESYSTEMS, filesystem_magic, filesystem_type
 
 BLOB_SUFFIX = ".blob"
-HARD_CAP_S = 24 * 3600
-DEFAULT_RETENTION_S = 15 * 60
+HARD_CAP_S = RETENTION_HARD_CAP_MINUTES * 60
 _ZEROS = bytes(64 << 10)  # a constant source of zeros for overwriting (never guest data)
 _OPEN_WRITE_NEW = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_OVERWRITE = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -96,7 +95,7 @@ class RamStore:
     """Encrypted per-job blobs in a tmpfs/ramfs directory, with quotas and retention."""
 
     def __init__(self, path: str | os.PathLike[str], quota_bytes: int, max_jobs: int, *,
-                 default_retention_s: float = DEFAULT_RETENTION_S,
+                 default_retention_s: float = RETENTION_DEFAULT_MINUTES * 60,
                  hard_cap_s: float = HARD_CAP_S,
                  clock: Callable[[], float] = time.time) -> None:
         if quota_bytes <= 0 or max_jobs <= 0:
@@ -300,15 +299,6 @@ class RamStore:
         return sum(_overwrite_and_unlink(str(self.path / blob.filename))
                    for blob in job.blobs.values())
 
-    def expire(self, now: float | None = None) -> list[str]:
-        """Delete every job whose expiry has passed; returns their ids (for the job layer)."""
-        with self._lock:
-            moment = self._clock() if now is None else now
-            due = [job_id for job_id, job in self._jobs.items() if job.expires_at <= moment]
-        for job_id in due:
-            self.delete_job(job_id)
-        return due
-
     def purge(self) -> int:
         """Delete everything: known jobs and any stray file in the directory. Returns files."""
         with self._lock:
@@ -342,50 +332,3 @@ class RamStore:
             else:
                 removed += _overwrite_and_unlink(entry.path)
         return removed
-
-
-class RetentionSweeper:
-    """A daemon thread that expires jobs on time and tells the job layer which ones.
-
-    ``on_expire(job_id)`` is called after the store has deleted the job's blobs; the job layer
-    releases the job's buffers and key there. Exceptions in the callback are reported through
-    ``on_error`` and never stop the sweeper.
-    """
-
-    def __init__(self, store: RamStore, on_expire: Callable[[str], None], *,
-                 interval_s: float = 5.0,
-                 on_error: Callable[[str, BaseException], None] | None = None) -> None:
-        self.store = store
-        self.on_expire = on_expire
-        self.interval_s = interval_s
-        self.on_error = on_error
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def sweep_once(self, now: float | None = None) -> list[str]:
-        expired = self.store.expire(now)
-        for job_id in expired:
-            try:
-                self.on_expire(job_id)
-            except Exception as exc:
-                if self.on_error is not None:
-                    self.on_error(job_id, exc)
-        return expired
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sweep_once()
-
-    def start(self) -> RetentionSweeper:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="ephemera-retention",
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

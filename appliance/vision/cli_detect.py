@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from appliance.errors import UserFacingError
 from appliance.models.backend import BackendError
-from appliance.secure.buffers import REGISTRY
+from appliance.secure.buffers import REGISTRY, use_memfd_secret
 
 SCHEMA_VERSION = 1
 
@@ -65,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     owner = f"cli-detect-{uuid.uuid4().hex}"
     path = Path(args.image)
-    models = ModelSet(load_config(args.config))
+    cfg = load_config(args.config)
+    use_memfd_secret(cfg.secure.memfd_secret)
+    models = ModelSet(cfg)
     pipeline = FacePipeline(models)
     try:
         if not path.is_file():

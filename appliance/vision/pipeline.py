@@ -1,7 +1,7 @@
 """The face pipeline every effect starts from: detect, mesh, gate, segment.
 
-``FacePipeline`` is the one entry point the effects and the web layer use (see CONTRACTS.md). It
-runs every model through the Backend interface (``ModelSet.get(name).run``), so the same code
+``FacePipeline`` is the one entry point the effects and the web layer use (docs/ARCHITECTURE.md).
+It runs every model through the Backend interface (``ModelSet.get(name).run``), so the same code
 runs on ONNX Runtime and TensorRT, and it allocates every image-sized intermediate from secure
 buffers owned by the job, released before each call returns. What it returns that came from the
 guest (the segmentation mask, each face's mesh, ``draw_faces``' picture) stays in secure buffers
@@ -12,7 +12,6 @@ Face order (deterministic): largest box first; equal sizes left to right, then t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -22,52 +21,14 @@ import numpy.typing as npt
 from appliance.secure.buffers import REGISTRY
 from appliance.vision import quality
 from appliance.vision.detect import FaceDetector
+from appliance.vision.face import Face
 from appliance.vision.mesh import PRESENCE_THRESHOLD, FaceMesher, rect_from_detection
 from appliance.vision.segment import Segmenter
 from appliance.vision.tensors import ModelProvider
 
-KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion",
-                  "left_ear_tragion")
 MODEL_NAMES = ("face_detection_short", "face_detection_full", "face_landmark",
                "selfie_segmentation")
 MESH_PASSES = 2  # the detection's crop, then one crop re-derived from the mesh
-
-
-@dataclass
-class Face:
-    """One face in image pixels.
-
-    box (x0, y0, x1, y1); score from the detector; keypoints (6, 2) in MediaPipe's order
-    (``KEYPOINT_NAMES``: the person's right eye first, which is on the image's left); mesh
-    (468, 3) with z in pixels (negative towards the camera) or None, a view of a secure buffer
-    of the job (the geometry identifies a face as well as its pixels do); presence is the mesh
-    model's face probability (None without a mesh).
-    """
-
-    box: tuple[float, float, float, float]
-    score: float
-    keypoints: npt.NDArray[np.float32]
-    mesh: npt.NDArray[np.float32] | None = None
-    presence: float | None = None
-
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    def to_json(self, *, mesh: bool = False) -> dict[str, Any]:
-        """The README's ``ephemera detect --json`` schema for one face."""
-        body: dict[str, Any] = {
-            "box": [round(float(v), 2) for v in self.box],
-            "score": round(float(self.score), 4),
-            "keypoints": {name: [round(float(x), 2), round(float(y), 2)]
-                          for name, (x, y) in zip(KEYPOINT_NAMES, self.keypoints,
-                                                  strict=True)},
-        }
-        if self.presence is not None:
-            body["presence"] = round(float(self.presence), 4)
-        if mesh and self.mesh is not None:
-            body["mesh"] = [[round(float(v), 2) for v in point] for point in self.mesh]
-        return body
 
 
 def _check_image(bgr: npt.NDArray[Any]) -> None:
@@ -132,12 +93,7 @@ class FacePipeline:
 
     def zeroise(self) -> None:
         """Wipe every model's input, output and scratch buffers (after each job)."""
-        zeroise_all = getattr(self.models, "zeroise_all", None)
-        if callable(zeroise_all):
-            zeroise_all()
-            return
-        for name in MODEL_NAMES:
-            self.models.get(name).zeroise()
+        self.models.zeroise_all()
 
 
 KEYPOINT_COLOURS = ((0, 0, 255), (255, 0, 0), (0, 255, 255), (255, 0, 255), (0, 128, 255),

@@ -12,7 +12,6 @@ camera (three-quarter profile) photos and on the failure cases the tests build f
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,10 +19,8 @@ import numpy.typing as npt
 
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import REGISTRY
+from appliance.vision.face import Face
 from appliance.vision.mesh import eye_centres
-
-if TYPE_CHECKING:
-    from appliance.vision.pipeline import Face
 
 GATE_STATUS = 422
 

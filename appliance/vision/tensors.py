@@ -11,19 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from appliance.models.backend import Backend, TensorSpec
+from appliance.models.backend import Backend, ModelProvider, TensorSpec
 from appliance.secure.buffers import REGISTRY, SecureBuffer
-
-
-class ModelProvider(Protocol):
-    """What the vision code needs from ``appliance.models.loader.ModelSet``."""
-
-    def get(self, name: str) -> Backend: ...
 
 
 @dataclass(frozen=True)
@@ -36,6 +30,10 @@ class Normalisation:
 
 MINUS_ONE_TO_ONE = Normalisation(scale=2.0 / 255.0, offset=-1.0)  # BlazeFace detectors
 ZERO_TO_ONE = Normalisation(scale=1.0 / 255.0, offset=0.0)  # face mesh, selfie segmentation
+
+
+__all__ = ["MINUS_ONE_TO_ONE", "ZERO_TO_ONE", "ModelInput", "ModelProvider", "Normalisation",
+           "input_size", "is_nchw", "output_by_last_dim", "output_by_size"]
 
 
 def is_nchw(spec: TensorSpec) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from appliance.effects.registry import get_effect
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager
@@ -25,7 +26,6 @@ from appliance.web.upload import check_upload_headers, read_body
 
 CONSENT_HEADER = "X-Ephemera-Consent"
 CONSENT_VALUE = "adults-consenting"
-JOB_KINDS = ("faces",)
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -74,16 +74,15 @@ def create_job() -> Any:
     """Consent, session, headers and queue are checked before a byte of the body is read."""
     manager = _manager()
     _require_consent()
-    kind = request.args.get("kind", "faces")
-    if kind not in JOB_KINDS:
-        raise UserFacingError("unknown_kind", f"There is no job kind {kind!r}.", status=400,
-                              remedy="Use one of: " + ", ".join(JOB_KINDS) + ".")
-    faces = _int_arg("faces", 1, 1, 2)
+    effect = get_effect(request.args.get("kind", "faces"))
+    effect.check_photo_count(1)  # this route takes one photo
+    params = effect.validate_params({p.name: request.args[p.name] for p in effect.params
+                                     if request.args.get(p.name, "") != ""})
     retention = _int_arg("retention_minutes", None, 1, manager.cfg.retention.hard_cap_minutes)
     runner = current_app.extensions["ephemera.work"]
     length = check_upload_headers(request, runner.max_upload_bytes)
-    job, new_token = manager.create_job(_bearer(), kind, retention_minutes=retention,
-                                        params={"faces": faces})
+    job, new_token = manager.create_job(_bearer(), effect.key, retention_minutes=retention,
+                                        params=params)
     try:
         job.set_progress("receiving", 0.0)
         upload = read_body(request, length, owner=job.id)

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from appliance import __version__
 from appliance.config import Config
 from appliance.errors import UserFacingError
+from appliance.secure.buffers import use_memfd_secret
 from appliance.web.client_guard import install_client_guard
 
 # The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
@@ -36,8 +37,8 @@ def error_response(error: UserFacingError) -> Any:
 
 
 def _install_jobs(app: Flask, cfg: Config) -> None:
-    from appliance.jobs.faces import FaceJobRunner
     from appliance.jobs.manager import JobManager
+    from appliance.jobs.runner import EffectJobRunner
     from appliance.models.loader import ModelSet
     from appliance.secure.store import RamStore
     from appliance.vision.pipeline import FacePipeline
@@ -48,12 +49,13 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     app.extensions["ephemera.store"] = store
     app.extensions["ephemera.models"] = models
     app.extensions["ephemera.jobs"] = JobManager(cfg, store, models)
-    app.extensions["ephemera.work"] = FaceJobRunner(FacePipeline(models), store)
+    app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store)
     app.register_blueprint(api)
 
 
 def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     """Build the app; ``jobs=False`` serves the pages only (no store, no models)."""
+    use_memfd_secret(cfg.secure.memfd_secret)
     app = Flask(__name__)
     app.config["EPHEMERA"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH

@@ -119,7 +119,7 @@ def service_env(port: int, store: Path, memfd_secret: bool, **extra: str) -> dic
     env.update({
         "EPHEMERA_KIOSK_PORT": str(port),
         "EPHEMERA_STORE_PATH": str(store),
-        "EPHEMERA_MEMFD_SECRET": "1" if memfd_secret else "0",
+        "EPHEMERA_SECURE_MEMFD_SECRET": "1" if memfd_secret else "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(REPO),
     })

@@ -221,3 +221,31 @@ def test_retention_expires_jobs_and_sessions(manager: tuple[JobManager, RamStore
     with pytest.raises(UserFacingError) as info:
         jobs.create_job(token, "faces")
     assert info.value.status == 403
+
+
+def test_the_sweep_thread_releases_on_time_and_survives_a_failing_sweep(
+        store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one retention mechanism running on its own: no caller drives it."""
+    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(store_dir)})
+    clock = Clock()
+    store = RamStore(cfg.store.path, cfg.store.quota_bytes, cfg.store.max_jobs, clock=clock)
+    jobs = JobManager(cfg, store, ModelSet(cfg), clock=clock, sweep_interval_s=0.02)
+    try:
+        job, _token = jobs.create_job(None, "faces", retention_minutes=1)
+        jobs.enqueue(job, store_result(store))
+        wait_state(jobs, job, JobState.DONE)
+        sweeps = {"failed": 0}
+        real_sweep = jobs.sweep_expired
+
+        def failing_once() -> int:
+            if not sweeps["failed"]:
+                sweeps["failed"] += 1
+                raise RuntimeError("a sweep that fails")
+            return real_sweep()
+
+        monkeypatch.setattr(jobs, "sweep_expired", failing_once)
+        clock.now += 61
+        wait_state(jobs, job, JobState.RELEASED)
+        assert sweeps["failed"] == 1 and store.job_ids() == []
+    finally:
+        jobs.close()

@@ -88,8 +88,8 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
         noise = np.random.default_rng(2).integers(0, 256, (100, 10_001, 3), dtype=np.uint8)
         expect(service.upload(encode(noise, ".png")), 413, "too_many_pixels")
         expect(service.upload(bomb_png(12_000)), 413, "decompression_bomb")
-        expect(service.upload(canary_png, query="faces=3"), 400, "bad_faces")
-        expect(service.upload(canary_png, query="kind=karaoke"), 400, "unknown_kind")
+        expect(service.upload(canary_png, query="faces=3"), 400, "bad_param")
+        expect(service.upload(canary_png, query="kind=karaoke"), 400, "unknown_effect")
         expect(service.upload(canary_png, query="retention_minutes=1441"), 400,
                "bad_retention_minutes")
         expect(service.upload(canary_png, token="not-a-session"), 403, "token_invalid")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from appliance.cli import main
-from appliance.vision.pipeline import KEYPOINT_NAMES
+from appliance.vision.face import KEYPOINT_NAMES
 from tests.vision.faces_support import ASTRONAUT_FACE, iou, photo
 
 

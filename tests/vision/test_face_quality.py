@@ -12,7 +12,8 @@ import pytest
 
 from appliance.errors import UserFacingError
 from appliance.vision import quality
-from appliance.vision.pipeline import Face, FacePipeline
+from appliance.vision.face import Face
+from appliance.vision.pipeline import FacePipeline
 from tests.vision.faces_support import photo, place
 
 pytestmark = pytest.mark.needs_models
