@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the test suite drives for real: the browser, strace, network namespaces,
 # and the headers systemd-python compiles against.
-APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config
+APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: booth test system-deps lint typecheck pytest models clean

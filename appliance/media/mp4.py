@@ -21,6 +21,7 @@ from appliance.secure.buffers import REGISTRY, SecureBuffer
 
 # Boxes whose payload is nothing but child boxes, on the path from moov to the chunk tables.
 CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf"})
+DROPPED = frozenset({b"udta"})
 
 
 class Mp4Error(ValueError):
@@ -79,11 +80,22 @@ def _shift_chunk_offsets(moov: memoryview, delta: int) -> int:
     return patched
 
 
+def _moov_parts(data: memoryview, pos: int, header: int,
+                size: int) -> tuple[int, list[tuple[int, int]]]:
+    """The moov box without its ``DROPPED`` children: (new size, [(start, size)] of its kept
+    children in the input)."""
+    kept = [(start, length) for kind, start, _h, length in iter_boxes(data, pos + header,
+                                                                       pos + size)
+            if kind not in DROPPED]
+    return 8 + sum(length for _s, length in kept), kept
+
+
 def faststart(data: memoryview, owner: str = "") -> tuple[SecureBuffer, memoryview]:
     """A copy of the MP4 with ``moov`` before ``mdat``, in a secure buffer of ``owner``.
 
-    Already in that order: copied unchanged. Top-level boxes keep their relative order apart
-    from ``moov``, which goes right after ``ftyp``.
+    Top-level boxes keep their relative order apart from ``moov``, which goes right after
+    ``ftyp``. ``moov``'s ``udta`` child (FFmpeg's empty iTunes ``meta``; the booth's outputs carry
+    no metadata box at all) is left out.
     """
     data = memoryview(data).cast("B")
     boxes = list(iter_boxes(data))
@@ -92,15 +104,15 @@ def faststart(data: memoryview, owner: str = "") -> tuple[SecureBuffer, memoryvi
         raise Mp4Error(f"an MP4 needs moov and mdat boxes; found {[k.decode() for k in kinds]}")
     if kinds.count(b"moov") != 1:
         raise Mp4Error("more than one moov box")
-    buffer = REGISTRY.allocate(len(data), owner=owner, label="mp4-faststart")
+    moov_index = kinds.index(b"moov")
+    if moov_index < kinds.index(b"mdat"):
+        raise Mp4Error("moov already precedes mdat; this writer always puts it last")
+    _kind, moov_pos, moov_header, moov_size = boxes[moov_index]
+    new_moov_size, kept = _moov_parts(data, moov_pos, moov_header, moov_size)
+    total = len(data) - moov_size + new_moov_size
+    buffer = REGISTRY.allocate(total, owner=owner, label="mp4-faststart")
     out = buffer.memoryview()
     try:
-        moov_index = kinds.index(b"moov")
-        first_mdat = kinds.index(b"mdat")
-        if moov_index < first_mdat:
-            out[:] = data
-            return buffer, out
-        moov_size = boxes[moov_index][3]
         # moov goes right after ftyp (or first, when there is none).
         insert_at = kinds.index(b"ftyp") + 1 if b"ftyp" in kinds else 0
         order = [i for i in range(len(boxes)) if i != moov_index]
@@ -109,12 +121,18 @@ def faststart(data: memoryview, owner: str = "") -> tuple[SecureBuffer, memoryvi
         moov_out = 0
         for index in order:
             _k, start, _h, size = boxes[index]
-            out[pos:pos + size] = data[start:start + size]
             if index == moov_index:
                 moov_out = pos
+                struct.pack_into(">I4s", out, pos, new_moov_size, b"moov")
+                pos += 8
+                for child, length in kept:
+                    out[pos:pos + length] = data[child:child + length]
+                    pos += length
+                continue
+            out[pos:pos + size] = data[start:start + size]
             pos += size
         # Every box that was before moov and now follows it (mdat among them) moved by its size.
-        if _shift_chunk_offsets(out[moov_out:moov_out + moov_size], moov_size) == 0:
+        if _shift_chunk_offsets(out[moov_out:moov_out + new_moov_size], new_moov_size) == 0:
             raise Mp4Error("moov holds no chunk offset table")
     except BaseException:
         buffer.release()

@@ -2,10 +2,12 @@
 
 Why not ``io.BytesIO``: its storage is an ordinary heap block that grows by ``realloc``, so every
 size it passed through is left behind in freed memory, unwiped. ``SecureSink`` grows by
-allocating a larger secure buffer, copying and releasing (wiping) the old one, and its ``write``
-wipes the chunk it was handed when it is a plain ``bytes`` of at least ``WIPE_MIN`` bytes (PyAV
-hands its 32 KiB I/O chunks over as fresh ``bytes`` objects that nothing else references; small
-``bytes`` may be shared singletons and are left alone).
+allocating a larger secure buffer, copying and releasing (wiping) the old one. With
+``wipe_written`` its ``write`` also zeroes each ``bytes`` chunk it was handed once copied: PyAV's
+I/O callback slices its 32 KiB C buffer into a fresh ``bytes`` object for every write and drops it
+afterwards, so that copy of the video would otherwise linger in freed memory. Only for writers
+known to hand over throw-away chunks; never for ``bytes`` under ``WIPE_MIN`` (CPython shares
+the empty and one-byte objects).
 """
 
 from __future__ import annotations
@@ -21,21 +23,23 @@ _BYTES_HEADER = sys.getsizeof(b"") - 1  # offset of a bytes object's data in CPy
 
 
 def wipe_transient_bytes(chunk: object) -> None:
-    """Zero the contents of a ``bytes`` object a library created for one call.
+    """Zero the contents of a throw-away ``bytes`` object a library created for one call.
 
-    Only for CPython, only for chunks of ``WIPE_MIN`` bytes or more whose only references are
-    the caller's and ours (a fresh object, never interned), so no other code can observe it.
+    CPython only (the data sits at a fixed offset in the object), ``WIPE_MIN`` bytes or more
+    (never a shared singleton). The caller vouches that nobody will read the object again.
     """
     if (type(chunk) is bytes and len(chunk) >= WIPE_MIN
-            and sys.implementation.name == "cpython" and sys.getrefcount(chunk) <= 3):
+            and sys.implementation.name == "cpython"):
         explicit_bzero(id(chunk) + _BYTES_HEADER, len(chunk))
 
 
 class SecureSink(io.RawIOBase):
     """A seekable, growable, write-and-read file held in secure buffers of one owner."""
 
-    def __init__(self, owner: str, label: str = "secure-sink", initial: int = 1 << 20) -> None:
+    def __init__(self, owner: str, label: str = "secure-sink", initial: int = 1 << 20,
+                 wipe_written: bool = False) -> None:
         super().__init__()
+        self.wipe_written = wipe_written
         self.owner = owner
         self.label = label
         self._buffer: SecureBuffer = REGISTRY.allocate(initial, owner=owner, label=label)
@@ -70,7 +74,8 @@ class SecureSink(io.RawIOBase):
         self._reserve(end)
         self._buffer.memoryview()[self._pos:end] = view
         view.release()
-        wipe_transient_bytes(data)
+        if self.wipe_written:
+            wipe_transient_bytes(data)
         self._pos = end
         self._size = max(self._size, end)
         return count

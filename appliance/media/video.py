@@ -54,6 +54,8 @@ HARDWARE_ELEMENT = "nvv4l2h264enc"
 HARDWARE_NODES = ("/dev/nvhost-msenc", "/dev/v4l2-nvenc")
 GST_LAUNCH = "gst-launch-1.0"
 GST_INSPECT = "gst-inspect-1.0"
+# bitexact: no "encoder" tag, so no udta box at all (the service's outputs carry no metadata).
+MUXER_OPTIONS = {"fflags": "+bitexact"}
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,9 @@ class Libx264Encoder:
         import av
 
         self.spec, self.owner = spec, owner
-        self._sink = SecureSink(owner, label="video-mux")
-        self._container: Any = av.open(self._sink, mode="w", format="mp4")
+        self._sink = SecureSink(owner, label="video-mux", wipe_written=True)
+        self._container: Any = av.open(self._sink, mode="w", format="mp4",
+                                       options=MUXER_OPTIONS)
         stream = self._container.add_stream("libx264", rate=spec.fps)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.codec_context.time_base = Fraction(1, spec.fps)
@@ -293,10 +296,10 @@ def mux_h264(stream: memoryview, spec: VideoSpec, frames: int,
     """An Annex B H.264 byte stream (no B-frames) -> faststart MP4, by stream copy in PyAV."""
     import av
 
-    sink = SecureSink(owner, label="video-mux")
+    sink = SecureSink(owner, label="video-mux", wipe_written=True)
     source = av.open(SecureSource(stream), mode="r", format="h264")
     try:
-        target = av.open(sink, mode="w", format="mp4")
+        target = av.open(sink, mode="w", format="mp4", options=MUXER_OPTIONS)
         in_stream = source.streams.video[0]
         out_stream = target.add_stream_from_template(in_stream)
         out_stream.time_base = Fraction(1, spec.fps * 512)
