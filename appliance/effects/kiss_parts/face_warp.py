@@ -189,18 +189,32 @@ def write_map(fields: FaceFields, identity: npt.NDArray[np.float32],
             window[..., axis] -= purse * fields.purse[axis]
     if closed > 0:
         for lower, upper in fields.eyes:
-            points = np.concatenate([lower, upper])
-            width = float(np.linalg.norm(upper[-1] - upper[0]))
-            ex0, ey0 = np.floor(points.min(axis=0) - width * 0.45).astype(int)
-            ex1, ey1 = np.ceil(points.max(axis=0) + width * 0.45).astype(int)
-            ex0, ey0 = max(int(ex0), x0), max(int(ey0), y0)
-            ex1, ey1 = min(int(ex1), x1), min(int(ey1), y1)
-            patch = out[ey0:ey1, ex0:ex1]
-            qx = patch[..., 0].astype(np.float64)
-            qy = patch[..., 1].astype(np.float64)
-            _lid_backward(qx, qy, lower, upper, closed)
-            patch[..., 0] = qx
-            patch[..., 1] = qy
+            _close_eye(fields, out, lower, upper, turn, purse, closed)
+
+
+def _close_eye(fields: FaceFields, out: npt.NDArray[np.float32],
+               lower: npt.NDArray[np.float64], upper: npt.NDArray[np.float64], turn: float,
+               purse: float, closed: float) -> None:
+    """Apply one eye's lid warp to the map, on the patch where the (moved) eye now is."""
+    x0, y0, x1, y1 = fields.box
+    points = np.concatenate([lower, upper])
+    width = float(np.linalg.norm(upper[-1] - upper[0]))
+    centre = points.mean(axis=0)
+    cx = min(max(int(centre[0]) - x0, 0), x1 - x0 - 1)
+    cy = min(max(int(centre[1]) - y0, 0), y1 - y0 - 1)
+    # The turn and purse moved the eye: put the patch where it is now, not where it was.
+    moved = turn * fields.turn[:, cy, cx] + purse * fields.purse[:, cy, cx]
+    margin = width * max(0.45, LID_SKIN + 0.1)
+    ex0, ey0 = np.floor(points.min(axis=0) + moved - margin).astype(int)
+    ex1, ey1 = np.ceil(points.max(axis=0) + moved + margin).astype(int)
+    ex0, ey0 = max(int(ex0), x0), max(int(ey0), y0)
+    ex1, ey1 = min(int(ex1), x1), min(int(ey1), y1)
+    patch = out[ey0:ey1, ex0:ex1]
+    qx = patch[..., 0].astype(np.float64)
+    qy = patch[..., 1].astype(np.float64)
+    _lid_backward(qx, qy, lower, upper, closed)
+    patch[..., 0] = qx
+    patch[..., 1] = qy
 
 
 def identity_map(out: npt.NDArray[np.float32]) -> None:

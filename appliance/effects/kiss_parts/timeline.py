@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EYE_CLOSE_SECONDS = 0.4   # a deliberate close: slower than a 100 ms blink (0.3-0.5 s reads well)
-EYE_CLOSE_START = 0.48    # fraction of the video when the eyes start closing
+EYE_CLOSE_START = 0.40    # fraction of the video when the eyes start closing
 MAX_YAW_DEG = 18.0        # beyond about 20 degrees a 2-D warp would need pixels it has not got
 MAX_ROLL_DEG = 7.0        # the opposite head tilts that let the noses pass
 CAMERA_PUSH = 0.05        # the slow zoom towards the meeting point over the whole video

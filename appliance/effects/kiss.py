@@ -1,0 +1,89 @@
+"""The kiss video: two people turn towards each other, close their eyes and meet.
+
+Two photos with one face each, or one photo with two faces (then the person on the photo's left
+is the first). Both are cut out by the person mask, placed facing each other on a soft backdrop
+and animated with eased 2-D warps driven by their face meshes; the frames go straight into an
+in-memory H.264 encoder (``appliance.media.video``). Outputs: the MP4 (faststart, so phones start
+playing at once) and a poster JPEG from the moment the lips meet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.effects.base import Effect, EffectRun, OutputSpec, Param
+from appliance.effects.kiss_parts.compose import SIDES, Person, make_kiss
+from appliance.vision.face import Face
+
+VIDEO_NAME = "kiss.mp4"
+POSTER_NAME = "poster.jpg"
+FPS = 24
+
+
+def _centre_x(face: Face) -> float:
+    return (face.box[0] + face.box[2]) / 2
+
+
+def people(job: EffectRun) -> tuple[Person, Person]:
+    """The two people in the guest's order (one photo: left to right)."""
+    if len(job.photos) == 2:
+        first, second = job.photos
+        return (Person(first.bgr, first.mask(), _mesh(first.faces[0])),
+                Person(second.bgr, second.mask(), _mesh(second.faces[0])))
+    photo = job.photos[0]
+    left, right = sorted(photo.faces[:2], key=_centre_x)
+    line = (_centre_x(left) + _centre_x(right)) / 2
+    mask = photo.mask()
+    return (Person(photo.bgr, mask, _mesh(left), split=(line, -1.0)),
+            Person(photo.bgr, mask, _mesh(right), split=(line, 1.0)))
+
+
+def _mesh(face: Face) -> npt.NDArray[np.float32]:
+    if face.mesh is None:
+        raise ValueError("the kiss needs each face's mesh; the photo was gated without one")
+    return face.mesh
+
+
+def run(job: EffectRun) -> None:
+    job.progress("cutting out", 0.05)
+    first, second = people(job)
+
+    def progress(stage: str, fraction: float) -> None:
+        overall = {"cutting out": 0.08, "rendering": 0.1 + 0.8 * fraction,
+                   "encoding": 0.92}.get(stage, 0.5)
+        job.progress(stage, overall)
+
+    video = make_kiss(first, second, job.job_id, duration=float(job.params["duration"]),
+                      side=str(job.params["side"]), fps=FPS, models=job.models,
+                      progress=progress)
+    try:
+        job.progress("storing", 0.96)
+        job.emit(VIDEO_NAME, video.video_bytes, "video/mp4")
+        job.emit(POSTER_NAME, video.poster_bytes, "image/jpeg")
+    finally:
+        video.video_bytes.release()
+        video.poster_bytes.release()
+        video.video.release()
+        video.poster.release()
+
+
+EFFECT = Effect(
+    key="kiss",
+    title="Kiss",
+    summary="A short video: the two of you turn to each other, close your eyes and kiss.",
+    photos=(1, 2),
+    faces=2,
+    gates=frozenset({"eyes_open"}),
+    params=(
+        Param("duration", "float", 4.0, "length of the video in seconds", minimum=3,
+              maximum=6),
+        Param("side", "choice", "left", "where the first person stands (the first photo, or "
+              "the person on the left of a single photo)", choices=SIDES),
+    ),
+    outputs=(OutputSpec(VIDEO_NAME, "video/mp4", "Kiss video"),
+             OutputSpec(POSTER_NAME, "image/jpeg", "Poster")),
+    models=("face_detection_short", "face_detection_full", "face_landmark",
+            "selfie_segmentation"),
+    run=run,
+)
