@@ -30,6 +30,7 @@ CHECK_MODULES: list[str] = [
     "appliance.secure.checks",
     "appliance.models.backend_checks",
     "appliance.models.model_checks",
+    "appliance.effects.checks",
     "appliance.media.video_checks",
 ]
 

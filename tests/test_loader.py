@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes.fake_tensorrt import FakeTensorRT, install_fakes
-from model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs
 
 from appliance.config import Config, load_config
 from appliance.models.backend import BackendError, ModelIntegrityError
@@ -24,6 +22,8 @@ from appliance.models.onnxruntime_backend import OnnxRuntimeBackend, default_thr
 from appliance.models.tensorrt_build import build_engines
 from appliance.models.tensorrt_support import TensorRTUnavailableError
 from appliance.secure.buffers import REGISTRY
+from tests.fakes.fake_tensorrt import FakeTensorRT, install_fakes
+from tests.model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs
 
 MODEL = "test_conv"
 

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import cv2
-import media_fixtures as fx
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,6 +18,7 @@ from appliance.media import decode as decode_module
 from appliance.media.decode import ImageLimits, decode_image, sniff_format
 from appliance.media.headers import read_header
 from appliance.secure.buffers import REGISTRY
+from tests import media_fixtures as fx
 
 ROOT = Path(__file__).resolve().parent.parent
 

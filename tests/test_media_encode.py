@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import cv2
-import media_fixtures as fx
 import numpy as np
 import pytest
 
@@ -13,6 +12,7 @@ from appliance.media import encode as encode_module
 from appliance.media.decode import decode_image
 from appliance.media.encode import encode_image
 from appliance.secure.buffers import REGISTRY
+from tests import media_fixtures as fx
 
 METADATA_PNG_CHUNKS = {b"tEXt", b"iTXt", b"zTXt", b"eXIf", b"tIME", b"iCCP"}
 

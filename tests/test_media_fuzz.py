@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import media_fixtures as fx
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from appliance.errors import UserFacingError
 from appliance.media.decode import ImageLimits, decode_image
 from appliance.secure.buffers import REGISTRY
+from tests import media_fixtures as fx
 
 _NOISE = np.random.default_rng(21).integers(0, 256, (24, 32, 3), dtype=np.uint8)
 SEEDS = {

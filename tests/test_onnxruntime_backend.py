@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs, write_model
 
 from appliance.models.backend import Backend, BackendError, ModelIntegrityError
 from appliance.models.onnxruntime_backend import (
@@ -21,6 +19,7 @@ from appliance.models.onnxruntime_backend import (
 )
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.malloc_env import MALLOC_ENV
+from tests.model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs, write_model
 
 MODEL = "test_conv"
 
@@ -184,27 +183,8 @@ def test_close_releases_buffers(model_file: tuple[Path, str]) -> None:
 # -- behaviour: no intermediate activation survives a run ------------------------------------
 
 A, C = np.float32(1.2345678), np.float32(2.7182817)  # the child computes y = x + c = A + C
+HOLDER = Path(__file__).resolve().parent / "programs" / "activation_holder.py"
 
-_CHILD = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import onnxruntime as ort
-    from appliance.models.onnxruntime_backend import OnnxRuntimeBackend
-    path, sha, mode, shape = sys.argv[1], sys.argv[2], sys.argv[3], eval(sys.argv[4])
-    x = np.full(shape, np.float32(sys.argv[5]), dtype=np.float32)
-    if mode == "arena":
-        options = ort.SessionOptions()
-        options.enable_cpu_mem_arena = True
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        for _ in range(3):
-            total = session.run(None, {"x": x})[0]
-    else:
-        backend = OnnxRuntimeBackend(path, sha, "canary", threads=1)
-        for _ in range(3):  # later runs reuse the memory pattern planned by the first
-            total = backend.run({"x": x})["total"]
-    print("ready", float(total), flush=True)
-    sys.stdin.readline()
-""")
 
 
 
@@ -229,7 +209,7 @@ def _scan(pid: int, needle: bytes) -> int:
 @pytest.mark.parametrize("shape", [(1, 4, 32, 32), (1, 32, 64, 64)], ids=["heap", "mmap"])
 def test_no_activation_survives_a_run_under_the_malloc_environment(
         tmp_path: Path, shape: tuple[int, ...]) -> None:
-    from model_graphs import add_reduce_model
+    from tests.model_graphs import add_reduce_model
 
     path, sha = write_model(tmp_path, "canary", add_reduce_model(shape, float(C)))
     needle = np.full(256, A + C, dtype=np.float32).tobytes()
@@ -237,7 +217,7 @@ def test_no_activation_survives_a_run_under_the_malloc_environment(
     found = {}
     for mode in ("arena", "backend"):
         child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(path), sha, mode, repr(shape), repr(float(A))],
+            [sys.executable, str(HOLDER), str(path), sha, mode, repr(shape), repr(float(A))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         try:
             assert child.stdout is not None and child.stdin is not None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +21,10 @@ PRIVACY_CHECKS = {"swap", "core_dumps", "store_tmpfs", "malloc_env", "memfd_secr
 
 
 @pytest.fixture
-def store_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = Path("/dev/shm") / f"ephemera-test-{uuid.uuid4().hex}"
-    monkeypatch.setenv("EPHEMERA_STORE_PATH", str(path))
+def store_dir(monkeypatch: pytest.MonkeyPatch, ram_dir: Path) -> Path:
+    monkeypatch.setenv("EPHEMERA_STORE_PATH", str(ram_dir))
     monkeypatch.delenv("EPHEMERA_CONFIG", raising=False)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    return ram_dir
 
 
 def test_doctor_runs_every_privacy_check(store_dir: Path) -> None:

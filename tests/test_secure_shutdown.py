@@ -6,50 +6,17 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CHILD = ROOT / "tests" / "programs" / "shutdown_child.py"
 
-CHILD = textwrap.dedent("""
-    import json, os, signal, sys
-    from appliance.secure.buffers import REGISTRY
-    from appliance.secure.shutdown import install_shutdown_wipe, register_wipe
-
-    report = {}
-    views = []
-
-    def previous(signum, frame):
-        report["previous_saw_live_buffers"] = len(REGISTRY.live())
-        report["previous_saw_zeros"] = all(not v.any() for v in views)
-        print(json.dumps(report), flush=True)
-        os._exit(7)
-
-    if sys.argv[1] == "chain":
-        signal.signal(signal.SIGTERM, previous)
-    install_shutdown_wipe(lambda: report.setdefault("callback_ran", True))
-    install_shutdown_wipe()  # idempotent: must not chain to itself
-    register_wipe(lambda: 1 / 0)  # a failing callback must not stop the wipe
-    for n in (100, 5000, 100000):
-        buf = REGISTRY.allocate(n, owner=f"job-{n}")
-        view = buf.view()
-        view[:] = 0xAB
-        views.append(view)
-    print("ready", flush=True)
-    try:
-        os.kill(os.getpid(), getattr(signal, sys.argv[2]))
-        signal.pause()
-    except KeyboardInterrupt:
-        print(json.dumps({"keyboard_interrupt": True, "live": len(REGISTRY.live()),
-                          "zeros": all(not v.any() for v in views)}), flush=True)
-        sys.exit(130)
-""")
 
 
 def run_child(mode: str, sig: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CHILD, mode, sig], capture_output=True,
+    return subprocess.run([sys.executable, str(CHILD), mode, sig], capture_output=True,
                           text=True, timeout=60, cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from appliance.secure.fs import filesystem_type
 from appliance.secure.store import RamStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
+WRITER = ROOT / "tests" / "programs" / "store_writer.py"
 CANARY = b"EPHEMERA-STORE-CANARY-0123456789"
 SHM = Path("/dev/shm")
 
@@ -31,10 +29,8 @@ pytestmark = pytest.mark.skipif(not SHM.is_dir() or filesystem_type(SHM) != "tmp
 
 
 @pytest.fixture
-def store_dir() -> Iterator[Path]:
-    path = SHM / f"ephemera-test-{uuid.uuid4().hex}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def store_dir(ram_dir: Path) -> Path:
+    return ram_dir
 
 
 def job() -> str:
@@ -211,29 +207,12 @@ def test_purge_removes_known_jobs_and_stray_files(store_dir: Path) -> None:
     REGISTRY.release_owner(owner)
 
 
-WRITER = textwrap.dedent("""
-    import os, sys
-    from appliance.secure.buffers import REGISTRY
-    from appliance.secure.crypto import JobKey
-    from appliance.secure.store import RamStore
-
-    store = RamStore(sys.argv[1], 1 << 22, 8)
-    canary = sys.argv[2].encode() * 200
-    for n in range(3):
-        owner = f"job-{n}"
-        key = JobKey.generate(owner)
-        buf = REGISTRY.allocate(len(canary), owner=owner)
-        buf.view()[:] = memoryview(canary)
-        store.put(owner, f"blob-{n}", buf.memoryview(), key)
-    print("written", flush=True)
-    sys.stdin.read()  # wait to be killed
-""")
 
 
 def test_a_killed_process_leaves_only_unreadable_ciphertext_which_the_next_start_sweeps(
         store_dir: Path) -> None:
     canary = f"CANARY-{uuid.uuid4().hex}"
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(store_dir), canary],
+    child = subprocess.Popen([sys.executable, str(WRITER), str(store_dir), canary],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                              cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
     try:

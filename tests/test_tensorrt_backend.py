@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes.fake_tensorrt import FakeTensorRT, fake_engine_bytes, install_fakes
-from model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs
 
 from appliance.models.backend import Backend, BackendError, ModelIntegrityError
 from appliance.models.tensorrt_support import TensorRTUnavailableError
+from tests.fakes.fake_tensorrt import FakeTensorRT, fake_engine_bytes, install_fakes
+from tests.model_graphs import conv_prelu_model, conv_prelu_reference, random_inputs
 
 MODEL = "test_conv"
 
@@ -190,9 +190,8 @@ def test_without_tensorrt_the_backend_says_so(monkeypatch: pytest.MonkeyPatch,
 
 def test_refused_tensor_shape_frees_what_was_allocated(engine_file, fake,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from fakes.fake_tensorrt import FakeExecutionContext
-
     from appliance.models.tensorrt_backend import TensorRTBackend
+    from tests.fakes.fake_tensorrt import FakeExecutionContext
 
     monkeypatch.setattr(FakeExecutionContext, "set_input_shape", lambda self, n, s: False)
     with pytest.raises(BackendError, match="refused shape"):

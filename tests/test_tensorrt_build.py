@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes.fake_tensorrt import FakeTensorRT, install_fakes, parse_engine
-from model_graphs import conv_prelu_model
 
 from appliance.models.backend import ModelIntegrityError
 from appliance.models.engines import EngineKey, accepted_engine, plan_key, timing_cache_path
@@ -29,6 +27,8 @@ from appliance.models.tensorrt_build import (
     build_engines,
 )
 from appliance.models.tensorrt_support import DeviceInfo
+from tests.fakes.fake_tensorrt import FakeTensorRT, install_fakes, parse_engine
+from tests.model_graphs import conv_prelu_model
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
 """What an effect is: its declaration (``Effect``, ``Param``, ``OutputSpec``) and what it runs on.
 
-Why declared: the API's validation, the command line's arguments and help, the kiosk's menu and
-the manifest check all read the same declaration, so adding an effect touches its own module (and
-its graphs) only. ``run`` receives an ``EffectRun``: the job's photos (gated faces, lazily a person
-mask), its validated parameters, the models, and ``emit`` for each finished output.
+Why declared: the API's validation (``validate_params``), the command line's arguments and help
+(``params_from_pairs``, ``params_help``), the kiosk's menu (``describe``) and the doctor's
+manifest check (``appliance.effects.checks``) all read the same declaration, so adding an
+effect touches its own module (and its graphs) only. ``run`` receives an ``EffectRun``: the
+job's photos (gated faces, lazily a person mask), its validated parameters, the models, and
+``emit`` for each finished output.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -218,6 +220,24 @@ class Effect:
                                   remedy=f"Parameters it takes: {accepted}.")
         return {p.name: p.parse(raw[p.name]) if p.name in raw else p.default
                 for p in self.params}
+
+    def params_from_pairs(self, pairs: Sequence[str]) -> dict[str, Any]:
+        """``["strength=0.7", ...]`` from a command line -> validated parameters."""
+        raw: dict[str, object] = {}
+        for pair in pairs:
+            name, equals, value = pair.partition("=")
+            if not equals or not name.strip():
+                raise UserFacingError("bad_param", f"{pair!r} is not NAME=VALUE.", status=400,
+                                      remedy=f"Write each parameter as NAME=VALUE, e.g. "
+                                             f"{self.params[0].name}={self.params[0].default}"
+                                      if self.params else "This effect takes no parameters.")
+            raw[name.strip()] = value
+        return self.validate_params(raw)
+
+    def params_help(self) -> str:
+        """One line per parameter: name, help, accepted values, default (for ``--help``)."""
+        return "\n".join(f"{p.name}: {p.help} ({p.describe()}; default {p.default})"
+                         for p in self.params) or "no parameters"
 
     def outputs_with(self, params: Mapping[str, Any]) -> tuple[OutputSpec, ...]:
         """The outputs this run will make (validated ``params``)."""

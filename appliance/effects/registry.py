@@ -15,7 +15,7 @@ import appliance.effects as effects_package
 from appliance.effects.base import Effect
 from appliance.errors import UserFacingError
 
-NOT_EFFECTS = frozenset({"base", "registry"})
+NOT_EFFECTS = frozenset({"base", "registry", "checks"})
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
 """Decode an upload into 8-bit BGR pixels in a secure buffer, upright, with no metadata.
 
-The order matters (P1, P3, P4 and "Bad input" in PRODUCT.md):
+The order matters (P1, P3, P4 and "Bad input" in docs/PRIVACY.md):
 
 1. size limit on the bytes, then the format from the magic bytes (JPEG, PNG, WebP only: OpenCV's
    other codecs include some that fall back to temporary files);

@@ -1,4 +1,5 @@
-"""`ephemera doctor` check: which backend each model will run on, and why.
+"""`ephemera doctor` checks of inference: which backend each model runs on, and ONNX Runtime's
+arena (off, so activations do not outlive a run).
 
 Why a check: on a Jetson, "the booth is slow" usually means a model fell back to the CPU
 because its engine was never built or no longer matches (a JetPack upgrade). This line says so
@@ -43,3 +44,19 @@ def inference_backend(cfg: Config) -> CheckResult:
         return CheckResult(False, detail + " (they will not load)", "run `ephemera build`")
     return CheckResult(False, detail + " (they run on ONNX Runtime)",
                        "run `ephemera build` (needed after every JetPack upgrade)", warning=True)
+
+
+@check("onnxruntime_arena")
+def onnxruntime_arena(cfg: Config) -> CheckResult:
+    """The CPU arena would keep whole intermediate activations readable after run()."""
+    try:
+        from appliance.models.onnxruntime_backend import session_options
+    except ImportError as exc:
+        return CheckResult(False, f"ONNX Runtime backend not importable: {exc}",
+                           "install onnxruntime (pip install -e .)")
+    options = session_options(1)
+    if options.enable_cpu_mem_arena:
+        return CheckResult(False, "ONNX Runtime sessions keep the CPU arena: activations "
+                                  "outlive run()", "report this as a bug")
+    return CheckResult(True, "ONNX Runtime sessions run without the CPU arena (freed "
+                             "activations go to the allocator's overwrite)")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.models.atomic import write_atomic
 from appliance.models.backend import TensorSpec
 from appliance.models.errors import ManifestError
 
@@ -217,4 +218,4 @@ def repin_onnx_sha256(path: Path, name: str, sha256: str) -> None:
         raise ManifestError(f"{path}: no [models.{name}] section")
     body = re.sub(r'^onnx_sha256 = "[0-9a-f]*"', f'onnx_sha256 = "{sha256}"', section.group(1),
                   count=1, flags=re.M)
-    path.write_text(text[:section.start(1)] + body + text[section.end(1):], encoding="utf-8")
+    write_atomic(path, (text[:section.start(1)] + body + text[section.end(1):]).encode("utf-8"))

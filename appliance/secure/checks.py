@@ -114,22 +114,6 @@ def opencv_temp(cfg: Config) -> CheckResult:
                               "(the package sets it); report this as a bug")
 
 
-@check("onnxruntime_arena")
-def onnxruntime_arena(cfg: Config) -> CheckResult:
-    """The CPU arena would keep whole intermediate activations readable after run()."""
-    try:
-        from appliance.models.onnxruntime_backend import session_options
-    except ImportError as exc:
-        return CheckResult(False, f"ONNX Runtime backend not importable: {exc}",
-                           "install onnxruntime (pip install -e .)")
-    options = session_options(1)
-    if options.enable_cpu_mem_arena:
-        return CheckResult(False, "ONNX Runtime sessions keep the CPU arena: activations "
-                                  "outlive run()", "report this as a bug")
-    return CheckResult(True, "ONNX Runtime sessions run without the CPU arena (freed "
-                             "activations go to the allocator's overwrite)")
-
-
 def init_on_free_enabled(cmdline: str = "/proc/cmdline") -> bool:
     """Whether the kernel clears pages when they are freed (boot parameter ``init_on_free=1``)."""
     try:

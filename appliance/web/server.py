@@ -6,7 +6,7 @@ keys and the secure buffers; threads serve concurrent requests (the jobs themsel
 time on the job manager's worker thread).
 
 Start-up order (``serve``): re-exec with the malloc environment if it is missing (freed memory
-must be overwritten, see PRIVACY_ENGINEERING.md), the OS checks (strict mode refuses swap and
+must be overwritten: P3 in docs/PRIVACY.md), the OS checks (strict mode refuses swap and
 core dumps), ``harden_process`` (not dumpable, no core), then the RAM store's sweep of anything a
 crashed run left behind. The worker releases every job when it exits.
 """

@@ -6,28 +6,15 @@ Python's int() takes some of them.
 
 from __future__ import annotations
 
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import appliance.effects as effects_package
+from appliance.config import load_config
 from appliance.effects import registry
 from appliance.effects.base import Effect, OutputSpec, Param
 from appliance.errors import UserFacingError
-
-
-@pytest.fixture
-def extra_effects_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A second directory of the ``appliance.effects`` package, as if files were added to it."""
-    monkeypatch.setattr(effects_package, "__path__", [*effects_package.__path__, str(tmp_path)])
-    registry._discover.cache_clear()
-    yield tmp_path
-    registry._discover.cache_clear()
-    for name in [n for n in sys.modules if n.startswith("appliance.effects.zz_")]:
-        del sys.modules[name]
 
 
 def test_the_self_test_is_registered() -> None:
@@ -152,3 +139,27 @@ def test_describe_is_json_for_the_menu() -> None:
     assert body["params"][0] == {"name": "faces", "kind": "int", "default": 1,
                                  "help": "how many people are in the photo", "minimum": 1,
                                  "maximum": 2, "choices": []}
+
+
+def test_command_line_pairs_and_help_come_from_the_declaration() -> None:
+    effect = _effect()
+    assert effect.params_from_pairs(["count=2", "style=blue"]) == {"count": 2, "style": "blue"}
+    for bad in (["count"], ["=2"], ["count=9"], ["colour=red"]):
+        with pytest.raises(UserFacingError) as caught:
+            effect.params_from_pairs(bad)
+        assert caught.value.code == "bad_param", bad
+    assert effect.params_help().splitlines() == [
+        "count: how many (a whole number from 1 to 3; default 1)",
+        "style: backdrop (one of grey, blue; default grey)"]
+
+
+def test_every_effect_needs_only_models_of_the_manifest() -> None:
+    from appliance.effects.checks import effect_models, models_missing
+    from appliance.models.manifest import load_manifest
+
+    manifest = load_manifest()
+    assert models_missing(manifest) == {}
+    assert effect_models(load_config(env={})).ok
+    trimmed = type(manifest)(manifest.path, manifest.sources,
+                             {k: v for k, v in manifest.models.items() if k != "face_landmark"})
+    assert models_missing(trimmed) == {"faces": ["face_landmark"]}

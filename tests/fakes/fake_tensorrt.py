@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from fakes.fake_pycuda import ALIGNMENT, FakeCudaDriver
+from tests.fakes.fake_pycuda import ALIGNMENT, FakeCudaDriver
 
 MAGIC = b"FAKETRT1"
 

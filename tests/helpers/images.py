@@ -1,5 +1,6 @@
-"""Test photos made here: scikit-image's astronaut (a real face), a random canary patch, and
-the bad files of PRODUCT.md. Nothing is downloaded; nothing is a guest's photo."""
+"""Test photos made here: scikit-image's astronaut and camera (real faces), a random canary
+patch, and the bad files of the README's error table. Nothing is downloaded; nothing is a
+guest's photo."""
 
 from __future__ import annotations
 
@@ -16,8 +17,22 @@ from tests.helpers.memscan import Canary
 PATCH_AT = (440, 8)  # (row, column) in the 512 x 512 astronaut: on the suit, away from the face
 
 
+def sample_bgr(name: str) -> npt.NDArray[np.uint8]:
+    """A scikit-image sample photo ("astronaut", "camera", "coffee", ...) as BGR uint8; grey
+    photos get three equal channels."""
+    pixels = getattr(skdata, name)()
+    if pixels.ndim == 2:
+        return np.ascontiguousarray(np.stack([pixels] * 3, axis=-1))
+    return np.ascontiguousarray(pixels[:, :, ::-1])
+
+
 def astronaut_bgr() -> npt.NDArray[np.uint8]:
-    return np.ascontiguousarray(skdata.astronaut()[:, :, ::-1])
+    return sample_bgr("astronaut")
+
+
+def camera_bgr() -> npt.NDArray[np.uint8]:
+    """scikit-image's camera photo: a three-quarter face."""
+    return sample_bgr("camera")
 
 
 def with_canary(canary: Canary) -> npt.NDArray[np.uint8]:

@@ -16,7 +16,14 @@ from pathlib import Path
 TRACED = ("open", "openat", "openat2", "creat", "rename", "renameat", "renameat2", "link",
           "linkat", "symlink", "symlinkat", "unlink", "unlinkat", "mknod", "mknodat", "mkdir",
           "mkdirat", "truncate", "connect", "sendto", "sendmsg")
-STRACE_ARGS = ("-f", "-qq", "-s", "4096", "-e", "trace=" + ",".join(TRACED))
+
+
+def strace_args(*also: str) -> tuple[str, ...]:
+    """strace's options for these calls (and ``also``, e.g. "write" to see a marker line)."""
+    return ("-f", "-qq", "-s", "4096", "-e", "trace=" + ",".join(TRACED + also))
+
+
+STRACE_ARGS = strace_args()
 
 _CALL = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)")
 _PATH = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -67,9 +74,12 @@ def _peer(pid: int, call: str, args: str, line: str) -> Peer | None:
     return Peer(pid, call, family.group(1), address.group(1) if address else "", line)
 
 
-def parse(log: Path) -> Trace:
+def parse(log: Path, after: str | None = None) -> Trace:
+    """Every traced call of the log; with ``after``, only those after the traced program
+    wrote that marker to its standard output (trace with ``strace_args("write")``)."""
     trace = Trace()
     pending: dict[str, str] = {}
+    started = after is None
     for raw in log.read_text(errors="replace").splitlines():
         line = raw.strip()
         if "<unfinished ...>" in line:
@@ -83,6 +93,9 @@ def parse(log: Path) -> Trace:
         if not match:
             continue
         pid, call, args, result = match.groups()
+        if not started:
+            started = call == "write" and args.startswith(f'1, "{after}')
+            continue
         trace.calls += 1
         if call in ("connect", "sendto", "sendmsg"):
             peer = _peer(int(pid), call, args, line)

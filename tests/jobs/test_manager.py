@@ -6,8 +6,6 @@ test; the store, keys, buffers and models are the real ones.
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +32,8 @@ class Clock:
 
 
 @pytest.fixture
-def store_dir() -> Iterator[Path]:
-    path = Path("/dev/shm") / f"ephemera-jobs-{secrets.token_hex(6)}"
-    yield path / "store"
-    shutil.rmtree(path, ignore_errors=True)
+def store_dir(ram_dir: Path) -> Path:
+    return ram_dir / "store"
 
 
 def make(store_dir: Path, depth: int = 4, clock: Clock | None = None

@@ -42,35 +42,35 @@ def report(name: str, figures: dict[str, object]) -> None:
     print(f"\n[{name}] " + json.dumps(figures, sort_keys=True))
 
 
-def test_canary_found_while_the_job_lives_and_gone_after_release(tmp_path: Path) -> None:
+def test_canary_found_while_the_job_lives_and_gone_after_release(service: svc.Service) -> None:
     png, patterns = canary_upload(seed=11)
-    with svc.running(tmp_path, memfd_secret=False) as service:
-        job_id, token = run_job(service, png)
-        result = service.get(f"/api/jobs/{job_id}/result", token)
-        assert result.status == 200 and result.body[:3] == b"\xff\xd8\xff"
-        assert result.headers["cache-control"] == "no-store"
-        # The delivered JPEG is guest data too: its bytes must not outlive the response
-        # (decrypted plaintext, the response chunks) in the service.
-        patterns.update({name.replace("png", "result"): window for name, window in
-                         encoded_patterns(result.body, 1024, len(result.body)).items()})
+    # The service fixture runs with memfd_secret off, so the scanner can see inside.
+    job_id, token = run_job(service, png)
+    result = service.get(f"/api/jobs/{job_id}/result", token)
+    assert result.status == 200 and result.body[:3] == b"\xff\xd8\xff"
+    assert result.headers["cache-control"] == "no-store"
+    # The delivered JPEG is guest data too: its bytes must not outlive the response
+    # (decrypted plaintext, the response chunks) in the service.
+    patterns.update({name.replace("png", "result"): window for name, window in
+                     encoded_patterns(result.body, 1024, len(result.body)).items()})
 
-        alive = scan(process_tree(service.pid), patterns)
-        forms = alive.by_form()
-        # The scanner sees the live job: the uploaded PNG and the decoded BGR pixels.
-        assert forms["png"] > 0, forms
-        assert forms["bgr"] > 0, forms
-        assert alive.bytes_scanned > 10 << 20
+    alive = scan(process_tree(service.pid), patterns)
+    forms = alive.by_form()
+    # The scanner sees the live job: the uploaded PNG and the decoded BGR pixels.
+    assert forms["png"] > 0, forms
+    assert forms["bgr"] > 0, forms
+    assert alive.bytes_scanned > 10 << 20
 
-        deleted = service.request("DELETE", f"/api/jobs/{job_id}",
-                                  headers={"Authorization": f"Bearer {token}"})
-        assert deleted.status == 200, deleted.body
-        after = scan(process_tree(service.pid), patterns)
-        assert service.store_files() == []
-        report("canary-memfd-off", {"alive": forms, "after": after.by_form(),
-                                    "bytes_scanned": after.bytes_scanned,
-                                    "regions": after.regions, "pids": len(after.pids)})
-        assert {name: n for name, n in after.by_form().items() if n} == {}
-        assert after.bytes_scanned > 10 << 20
+    deleted = service.request("DELETE", f"/api/jobs/{job_id}",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert deleted.status == 200, deleted.body
+    after = scan(process_tree(service.pid), patterns)
+    assert service.store_files() == []
+    report("canary-memfd-off", {"alive": forms, "after": after.by_form(),
+                                "bytes_scanned": after.bytes_scanned,
+                                "regions": after.regions, "pids": len(after.pids)})
+    assert {name: n for name, n in after.by_form().items() if n} == {}
+    assert after.bytes_scanned > 10 << 20
 
 
 @pytest.mark.skipif(not memfd_secret_available(), reason="this kernel has no memfd_secret "

@@ -6,41 +6,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import numpy as np
 
 from tests.helpers.memscan import Canary, encoded_patterns, process_tree, scan
 
-HOLDER = textwrap.dedent("""
-    import sys
-    import numpy as np
-    raw = bytearray.fromhex(sys.stdin.readline())
-    patch = np.frombuffer(raw, dtype=np.uint8).reshape(64, 64, 3)
-    blob = bytearray.fromhex(sys.stdin.readline())
-    rgb = patch.copy()
-    bgr = patch[:, :, ::-1].copy()
-    f01 = rgb.astype(np.float32) * np.float32(1.0 / 255.0) + np.float32(0.0)
-    f11 = rgb.astype(np.float32) * np.float32(2.0 / 255.0) + np.float32(-1.0)
-    chw01 = np.ascontiguousarray(f01.transpose(2, 0, 1))
-    chw11 = np.ascontiguousarray(f11.transpose(2, 0, 1))
-    f01b, f11b = f01[:, :, ::-1].copy(), f11[:, :, ::-1].copy()
-    print("holding", flush=True)
-    sys.stdin.readline()
-    for array in (rgb, bgr, f01, f11, chw01, chw11, f01b, f11b):
-        array.fill(0)
-    blob[:] = bytes(len(blob))
-    raw[:] = bytes(len(raw))
-    print("wiped", flush=True)
-    sys.stdin.readline()
-""")
+HOLDER = Path(__file__).resolve().parent.parent / "programs" / "canary_holder.py"
+
 
 
 def test_scanner_finds_every_form_while_held_and_none_after_wiping() -> None:
     canary = Canary.random(seed=7)
     blob = np.random.default_rng(8).integers(0, 256, 4096, dtype=np.uint8).tobytes()
     patterns = {**canary.pixel_patterns(), **encoded_patterns(blob, 0, len(blob))}
-    child = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, str(HOLDER)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdin is not None and child.stdout is not None

@@ -15,27 +15,28 @@ from tests.helpers.strace_log import STRACE_ARGS, off_box, outside, parse
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None,
                                 reason="strace is not installed (make system-deps installs it)")
 
-CLIENT = """
-import socket, sys
-with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
-    s.sendall(b"x")
-open(sys.argv[2], "w").close()
-"""
+CLIENT = Path(__file__).resolve().parent.parent / "programs" / "strace_client.py"
 
 
-def test_a_real_connect_and_a_real_write_are_seen(tmp_path: Path) -> None:
+def test_a_real_connect_write_tmpfile_and_unlink_are_seen(tmp_path: Path, ram_dir: Path
+                                                          ) -> None:
     log = tmp_path / "trace.log"
     written = tmp_path / "written.txt"
+    ram_dir.mkdir()
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
-        subprocess.run(["strace", *STRACE_ARGS, "-o", str(log), sys.executable, "-c", CLIENT,
-                        str(port), str(written)], check=True)
+        subprocess.run(["strace", *STRACE_ARGS, "-o", str(log), sys.executable, str(CLIENT),
+                        str(port), str(written), str(ram_dir)], check=True)
     trace = parse(log)
     assert any(p.family == "AF_INET" and p.address == "127.0.0.1" for p in trace.peers)
     assert off_box(trace) == []  # loopback is on the box
-    assert [w.paths for w in outside(trace, ("/dev/",), ()) if str(written) in w.paths]
+    flagged = outside(trace, ("/dev/null",), ())
+    assert [w for w in flagged if w.call.startswith("open") and str(written) in w.paths]
+    # A file with no name is still a file: O_TMPFILE in a directory counts as a write there.
+    assert [w for w in flagged if "O_TMPFILE" in w.line and str(ram_dir) in w.paths]
+    assert [w for w in flagged if w.call.startswith("unlink") and str(written) in w.paths]
 
 
 def test_an_address_off_the_box_is_flagged(tmp_path: Path) -> None:

@@ -11,20 +11,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from tests.helpers.images import sample_bgr
+
 Image = npt.NDArray[np.uint8]
 
 
-def _bgr(rgb_or_grey: npt.NDArray[np.uint8]) -> Image:
-    if rgb_or_grey.ndim == 2:
-        return np.ascontiguousarray(np.stack([rgb_or_grey] * 3, axis=-1))
-    return np.ascontiguousarray(rgb_or_grey[:, :, ::-1])
-
-
-def photo(name: str) -> Image:
-    """A scikit-image sample photo as BGR uint8."""
-    import skimage.data
-
-    return _bgr(getattr(skimage.data, name)())
+photo = sample_bgr  # a scikit-image sample photo as BGR uint8
 
 
 # Hand-placed face boxes (x0, y0, x1, y1) in the original photos: forehead to chin, ear to ear

@@ -6,8 +6,6 @@ through gunicorn are in tests/privacy/."""
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,18 +25,16 @@ CONSENT = {"X-Ephemera-Consent": "adults-consenting"}
 
 
 @pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app(monkeypatch: pytest.MonkeyPatch, ram_dir: Path) -> Iterator[Flask]:
     def forbidden(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("the API must read request.stream only")
 
     for name in ("get_data", "_load_form_data", "_get_file_stream"):
         monkeypatch.setattr(Request, name, forbidden)
-    store = Path("/dev/shm") / f"ephemera-api-{secrets.token_hex(6)}"
-    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(store / "store")})
+    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(ram_dir / "store")})
     app = create_app(cfg)
     yield app
     shutdown_app(app)
-    shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture
@@ -197,6 +193,8 @@ def test_job_requests_are_checked_before_anything_is_queued(client: FlaskClient,
                                                             app: Flask) -> None:
     photo = upload(client, encode(astronaut_bgr(), ".jpg")).json
     token, pid = photo["session_token"], photo["photo_id"]
+    second = upload(client, encode(astronaut_bgr(), ".png"), token=token,
+                    content_type="image/png").json["photo_id"]
     headers = {**auth(token), "Content-Type": "application/json"}
     cases = [
         (start(client, None, {"effect": "faces", "photos": [pid]}), (401, "token_required")),
@@ -214,6 +212,8 @@ def test_job_requests_are_checked_before_anything_is_queued(client: FlaskClient,
         (start(client, token, {"effect": "faces", "photos": []}), (400, "bad_job_request")),
         (start(client, token, {"effect": "faces", "photos": [pid, pid]}),
          (400, "duplicate_photo")),
+        (start(client, token, {"effect": "faces", "photos": [pid, second]}),
+         (400, "wrong_photo_count")),
         (start(client, token, {"effect": "faces", "photos": ["nope"]}),
          (404, "photo_not_found")),
         (start(client, token, {"effect": "faces", "photos": [pid], "params": {"faces": "²"}}),
