@@ -1,15 +1,21 @@
-"""End-to-end timing of the effects, against a floor measured in the same run.
+"""The studio headshot from a 12-megapixel JPEG: time to the first style and to all four.
 
-Kiss video: from two 12-megapixel JPEGs (scikit-image's astronaut scaled up, and its mirror
-image) to the encoded MP4 and poster: decode both, faces and person masks, cut-outs, the frames
-through the frame graph, H.264. The floor is what no kiss can avoid: decoding both JPEGs plus
-encoding the same number of plain frames (a moving gradient) with the same encoder and settings.
-Figures are medians of ``--runs`` rounds, kiss and floor interleaved so a busy machine slows both
-alike; the ratio is what to compare across machines.
+Reference (the floor), measured in the same run, interleaved with the effect: decoding the
+12-MP JPEG (the service's decoder, into a secure buffer) plus encoding four 1024 x 1280 JPEGs
+(the effect's encoder). The effect's figures include that decode, the face pipeline (detect,
+mesh, gates: what an upload runs), the per-photo work and each style with its encoding: from
+the bytes to each output ready. Per-stage times are the effect's own. For the pixel graphs
+whose ONNX Runtime figure is far from the same operation in OpenCV, both are measured.
 
-    python bench/effects.py kiss [--runs 3] [--duration 4]
+    python bench/effects.py [--runs 5]
+    python bench/effects.py --effect kiss [--runs 3] [--duration 4]
 
-Needs the built models (`ephemera build`). Prints a Markdown table for BENCHMARKS.md.
+The kiss video: from two 12-megapixel JPEGs (the astronaut and its mirror image) to the encoded
+MP4 and poster: decode both, faces and person masks, cut-outs, the frames through the frame
+graph, H.264. Its floor is decoding both JPEGs plus encoding the same number of plain frames (a
+moving gradient) with the same encoder and settings, interleaved with the effect.
+
+Needs the built models (`ephemera build`). Prints Markdown for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import platform
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +36,121 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.config import load_config
+from appliance.effects import headshot
+from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi, normalised_matrix
+from appliance.effects.headshot_parts import render
 from appliance.effects.kiss_parts.compose import Person, make_kiss
 from appliance.effects.kiss_parts.frame_graph import FRAME_HEIGHT, FRAME_WIDTH
 from appliance.effects.kiss_parts.timeline import frame_count
 from appliance.media.decode import decode_image
+from appliance.media.encode import encode_image
 from appliance.media.video import Libx264Encoder, VideoSpec
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import FacePipeline
 
-WIDTH, HEIGHT, FPS = 4000, 3000, 24
+WIDTH, HEIGHT = 4000, 3000
 
 
-def twelve_megapixel_jpegs() -> list[bytes]:
+def make_jpeg() -> bytes:
+    """A 12-MP photo: scikit-image's astronaut scaled up (face ~620 px), with sensor noise."""
+    import skimage.data
+
+    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
+    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
+                        interpolation=cv2.INTER_CUBIC)
+    canvas[:, 500:500 + HEIGHT] = person
+    noise = np.random.default_rng(0).normal(0, 4, canvas.shape)
+    canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
+    ok, data = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return data.tobytes()
+
+
+def floor_once(jpeg: bytes, sample: np.ndarray) -> float:
+    owner = f"bench-floor-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    try:
+        data_buf = REGISTRY.allocate(len(jpeg), owner=owner)
+        data_buf.view()[:] = np.frombuffer(jpeg, np.uint8)
+        decode_image(data_buf.memoryview(), owner)
+        for _ in range(4):
+            encoded, view = encode_image(sample, "jpeg", owner=owner, quality=render.JPEG_QUALITY)
+            del view
+            encoded.release()
+        return time.perf_counter() - started
+    finally:
+        REGISTRY.release_owner(owner)
+
+
+def effect_once(jpeg: bytes, models: ModelSet, pipeline: FacePipeline) -> dict[str, float]:
+    owner = f"bench-headshot-{uuid.uuid4().hex}"
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        data_buf = REGISTRY.allocate(len(jpeg), owner=owner)
+        data_buf.view()[:] = np.frombuffer(jpeg, np.uint8)
+        _buf, bgr = decode_image(data_buf.memoryview(), owner)
+        times["decode"] = time.perf_counter() - started
+        mark = time.perf_counter()
+        faces = pipeline.analyse(bgr, owner, faces_needed=1)
+        times["faces (detect, mesh, gates)"] = time.perf_counter() - mark
+        ready: list[float] = []
+        assert faces[0].mesh is not None
+        prepared = render.render(bgr, faces[0].mesh, models, owner,
+                                 list(headshot.styles().values()),
+                                 lambda style, view: ready.append(time.perf_counter()))
+        times["first style"] = ready[0] - started
+        times["all four"] = ready[-1] - started
+        for stage, seconds in prepared.timings.items():
+            group = stage.split(":")[0]
+            times[group] = times.get(group, 0.0) + seconds
+        return times
+    finally:
+        REGISTRY.release_owner(owner)
+        models.zeroise_all()
+
+
+def graph_vs_opencv(models: ModelSet, runs: int) -> list[tuple[str, float, float, str]]:
+    """ONNX Runtime graph vs the same operation in OpenCV, on the same inputs (ms)."""
+    rng = np.random.default_rng(1)
+    source = cv2.resize(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8), (820, 1000),
+                        interpolation=cv2.INTER_CUBIC)
+    height, width = PORTRAIT
+    scale = 0.78
+    roi = crop_box_roi(4.0, 4.0, 4.0 + scale * (width - 1), 4.0 + scale * (height - 1),
+                       820, 1000, width, height)
+    affine = np.array([[scale, 0.0, 4.0], [0.0, scale, 4.0]])
+    frame = models.get("fx_frame_portrait")
+    warp = models.get("fx_warp_portrait")
+    matrix = normalised_matrix(affine, 820, 1000)
+
+    def median(fn: Any) -> float:
+        fn()
+        samples = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples) * 1000
+
+    cv_warp = median(lambda: cv2.warpAffine(source, affine, (width, height),
+                                            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                                            borderMode=cv2.BORDER_REPLICATE))
+    return [
+        ("fx_frame_portrait (Resize, bicubic, uint8)",
+         median(lambda: frame.run({"image": source, "roi": roi})), cv_warp,
+         "cv2.warpAffine INTER_CUBIC"),
+        ("fx_warp_portrait (GridSample, bicubic, float)",
+         median(lambda: warp.run({"image": source, "matrix": matrix})), cv_warp,
+         "cv2.warpAffine INTER_CUBIC"),
+    ]
+
+
+KISS_FPS = 24
+
+
+def kiss_jpegs() -> list[bytes]:
     """The astronaut scaled to 3000 px high on a 4000 x 3000 canvas with sensor noise, and its
     mirror image, as JPEG quality 90 (a phone's portrait)."""
     import skimage.data
@@ -60,13 +169,13 @@ def twelve_megapixel_jpegs() -> list[bytes]:
     return out
 
 
-def floor(jpegs: list[bytes], frames: int, owner: str) -> dict[str, float]:
+def kiss_floor(jpegs: list[bytes], frames: int, owner: str) -> dict[str, float]:
     """Decode both photos, then encode ``frames`` plain frames."""
     started = time.perf_counter()
     for data in jpegs:
         decode_image(memoryview(data), owner)
     decoded = time.perf_counter()
-    encoder = Libx264Encoder(VideoSpec(FRAME_WIDTH, FRAME_HEIGHT, FPS), owner)
+    encoder = Libx264Encoder(VideoSpec(FRAME_WIDTH, FRAME_HEIGHT, KISS_FPS), owner)
     frame = np.empty((FRAME_HEIGHT, FRAME_WIDTH, 3), np.uint8)
     ramp = np.linspace(30, 220, FRAME_WIDTH, dtype=np.float32)
     for index in range(frames):
@@ -78,7 +187,7 @@ def floor(jpegs: list[bytes], frames: int, owner: str) -> dict[str, float]:
     return {"total": done - started, "decode": decoded - started, "encode": done - decoded}
 
 
-def kiss(jpegs: list[bytes], pipeline: FacePipeline, models: Any, duration: float,
+def kiss_once(jpegs: list[bytes], pipeline: FacePipeline, models: Any, duration: float,
          owner: str) -> dict[str, float]:
     started = time.perf_counter()
     people = []
@@ -91,7 +200,7 @@ def kiss(jpegs: list[bytes], pipeline: FacePipeline, models: Any, duration: floa
         people.append(Person(bgr, pipeline.segment(bgr, owner), face.mesh))
         decode_s += t1 - t0
         faces_s += time.perf_counter() - t1
-    made = make_kiss(people[0], people[1], owner, duration=duration, fps=FPS, models=models)
+    made = make_kiss(people[0], people[1], owner, duration=duration, fps=KISS_FPS, models=models)
     done = time.perf_counter()
     times = made.times
     REGISTRY.release_owner(owner)
@@ -106,20 +215,20 @@ def kiss(jpegs: list[bytes], pipeline: FacePipeline, models: Any, duration: floa
 def bench_kiss(runs: int, duration: float) -> None:
     models = ModelSet(load_config())
     pipeline = FacePipeline(models)
-    jpegs = twelve_megapixel_jpegs()
-    frames = frame_count(duration, FPS)
+    jpegs = kiss_jpegs()
+    frames = frame_count(duration, KISS_FPS)
     kisses, floors = [], []
-    kiss(jpegs, pipeline, models, duration, "bench-warm")  # model sessions, page cache
+    kiss_once(jpegs, pipeline, models, duration, "bench-warm")  # model sessions, page cache
     for run in range(runs):
-        kisses.append(kiss(jpegs, pipeline, models, duration, f"bench-kiss-{run}"))
-        floors.append(floor(jpegs, frames, f"bench-floor-{run}"))
+        kisses.append(kiss_once(jpegs, pipeline, models, duration, f"bench-kiss-{run}"))
+        floors.append(kiss_floor(jpegs, frames, f"bench-floor-{run}"))
 
     def median(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(row[key] for row in rows)
 
     k_total, f_total = median(kisses, "total"), median(floors, "total")
     print(f"Kiss video, {duration:g} s ({frames} frames of {FRAME_WIDTH}x{FRAME_HEIGHT} at "
-          f"{FPS} fps, libx264 preset veryfast crf 20), from two 12-MP JPEGs; median of {runs}"
+          f"{KISS_FPS} fps, libx264 preset veryfast crf 20), from two 12-MP JPEGs; median of {runs}"
           f"; {platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}\n")
     print("| stage | kiss (s) | floor (s) |")
     print("|---|---:|---:|")
@@ -136,15 +245,57 @@ def bench_kiss(runs: int, duration: float) -> None:
           f"{frames / median(floors, 'encode'):.1f} fps)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("effect", choices=["kiss"])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=4.0)
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--effect", choices=("headshot", "kiss"), default="headshot")
+    parser.add_argument("--duration", type=float, default=4.0, help="kiss video seconds")
     args = parser.parse_args()
     if args.effect == "kiss":
         bench_kiss(args.runs, args.duration)
+        return 0
+    cfg = load_config()
+    jpeg = make_jpeg()
+    sample = cv2.resize(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[:, 500:3500],
+                        (PORTRAIT[1], PORTRAIT[0]), interpolation=cv2.INTER_AREA)
+    with ModelSet(cfg) as models:
+        pipeline = FacePipeline(models)
+        for style in headshot.styles().values():  # loaded once at start-up by the service
+            style.table()
+            style.backdrop_image()
+        effect_once(jpeg, models, pipeline)  # warm-up: models opened, buffers bound
+        floor_once(jpeg, sample)
+        floors, effects = [], []
+        for _ in range(args.runs):  # interleaved: a busy machine slows both alike
+            floors.append(floor_once(jpeg, sample))
+            effects.append(effect_once(jpeg, models, pipeline))
+        comparisons = graph_vs_opencv(models, args.runs)
+    floor = statistics.median(floors) * 1000
+    keys = list(effects[0])
+    med = {k: statistics.median(e[k] for e in effects) * 1000 for k in keys}
+    cpus = len(os.sched_getaffinity(0))
+    print(f"Machine: {platform.machine()}, {cpus} CPU(s) available, {platform.processor() or ''}"
+          f" Python {platform.python_version()}; {args.runs} interleaved runs, medians; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print()
+    print("| measure | ms | / floor |")
+    print("|---|---:|---:|")
+    print(f"| floor: decode 12-MP JPEG + encode four 1024x1280 JPEGs | {floor:.0f} | 1.00 |")
+    for key in ("first style", "all four"):
+        print(f"| headshot, bytes to {key} ready | {med[key]:.0f} | {med[key] / floor:.2f} |")
+    print()
+    print("| stage (median of runs) | ms |")
+    print("|---|---:|")
+    for key in keys:
+        if key not in ("first style", "all four"):
+            print(f"| {key} | {med[key]:.0f} |")
+    print()
+    print("| graph (ONNX Runtime) | ms | OpenCV | ms |")
+    print("|---|---:|---|---:|")
+    for name, ours, theirs, what in comparisons:
+        print(f"| {name} | {ours:.0f} | {what} | {theirs:.0f} |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

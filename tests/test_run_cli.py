@@ -44,7 +44,8 @@ def test_each_effect_has_help_from_the_registry(capsys: pytest.CaptureFixture[st
             assert f"{param.name}=" in out and param.help in out
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert all(key in capsys.readouterr().out for key in effects())
+    listing = capsys.readouterr().out
+    assert all(key in listing for key in effects())
 
 
 @pytest.mark.needs_models

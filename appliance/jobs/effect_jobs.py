@@ -85,7 +85,7 @@ class EffectJobRunner:
             photo.height, photo.width = int(bgr.shape[0]), int(bgr.shape[1])
             with decoded.memoryview() as pixels:
                 self.store.put(photo.id, PIXELS, pixels[: bgr.nbytes], photo.key)
-            photo.ready = True
+            self.manager.photo_received(photo)
         finally:
             REGISTRY.release_owner(scratch)
 

@@ -27,8 +27,8 @@ from appliance.media.metadata import metadata_found
 from appliance.secure.buffers import REGISTRY
 
 if TYPE_CHECKING:
+    from appliance.models.backend import ModelProvider
     from appliance.vision.pipeline import FacePipeline
-    from appliance.vision.tensors import ModelProvider
 
 OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "video/mp4"})

@@ -177,11 +177,22 @@ class JobManager:
             finally:
                 self._zeroise_models()
 
+    def photo_received(self, photo: StoredPhoto) -> None:
+        """The photo is decoded, gated and stored: usable by jobs from now on. If its session
+        was deleted meanwhile, what the upload stored is wiped and the upload is refused."""
+        with self._lock:
+            if self._photos.get(photo.id) is photo:
+                photo.ready = True
+                return
+        release_photo_data(photo, self.store)
+        raise _photo_not_found()
+
     def fail_photo(self, photo: StoredPhoto, error: UserFacingError, *,
                    new_session: bool = False) -> None:
         """The upload was refused (bad file, a gate): nothing of it stays."""
         audit("request_refused", photo_id=photo.id, reason=error.code)
         self.release_photo(photo.id, "refused")
+        release_photo_data(photo, self.store)  # again: a store entry made after a release
         if new_session:
             self._drop_if_unused(photo.session_id)
 
@@ -347,6 +358,8 @@ class JobManager:
             job.error = error
             job.stage = "failed"
             job.move_to(JobState.FAILED)
+            for output in job.outputs.values():  # wiped below with the rest of the job
+                output.ready, output.nbytes = False, 0
         audit("job_failed", job_id=job.id, reason=error.code)
         self._wipe_data(job)
 

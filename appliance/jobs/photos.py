@@ -13,7 +13,7 @@ photo and a photo's release never touches a running job.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +26,10 @@ from appliance.secure.buffers import REGISTRY
 from appliance.vision import quality
 
 if TYPE_CHECKING:
-    from appliance.vision.pipeline import Face, FacePipeline
+    from appliance.vision.face import Face
+    from appliance.vision.pipeline import FacePipeline
 
+log = logging.getLogger("ephemera.jobs")
 PIXELS = "pixels"  # the blob of a photo in the store: H x W x 3 uint8 BGR
 SCRATCH = ":scratch"  # owner suffix for what gating allocates and drops at once
 MAX_FACES_PER_PHOTO = 2  # no effect takes more; a crowd is refused at the door
@@ -135,8 +137,10 @@ def release_photo_data(photo: StoredPhoto, store: Any) -> None:
     photo.faces = []
     REGISTRY.release_owner(photo.scratch_owner)
     REGISTRY.release_owner(photo.id)
-    with contextlib.suppress(Exception):
+    try:
         store.delete_job(photo.id)
+    except Exception as exc:
+        log.error("photo %s: store delete failed: %s", photo.id, type(exc).__name__)
     key, photo.key = photo.key, None
     if key is not None:
         key.release()

@@ -11,7 +11,7 @@ import pytest
 
 from appliance import audit
 from appliance.errors import UserFacingError
-from appliance.jobs.job import Job
+from appliance.jobs.job import Job, JobState, OutputInfo
 from appliance.jobs.manager import JobManager
 from appliance.jobs.photos import PIXELS, FaceRule, StoredPhoto
 from appliance.secure.buffers import REGISTRY
@@ -133,10 +133,43 @@ def test_a_queued_job_whose_photo_was_deleted_fails_cleanly(
             raise UserFacingError("photo_not_found", "gone", status=404)
 
     jobs.enqueue(job, work)
-    wait_state(jobs, job, *(s for s in type(job.state) if s.value == "failed"))
+    wait_state(jobs, job, JobState.FAILED)
     assert job.error is not None and job.error.code == "photo_not_found"
 
 
 def test_face_rule_for_an_upload() -> None:
     assert FaceRule.for_upload().counts == {1, 2}
     assert FaceRule.for_upload(faces=2).counts == {2}
+
+
+def test_an_upload_that_ends_after_its_session_was_deleted_leaves_nothing(
+        manager: tuple[JobManager, RamStore, Clock]) -> None:
+    jobs, store, _clock = manager
+    photo, token = jobs.create_photo(None)
+    assert token is not None
+    jobs.release_session(token)  # the kiosk's idle reset while the photo is being gated
+    assert photo.key is None  # released with the session: nothing more can be encrypted
+    assert code_of(lambda: jobs.photo_received(photo)) == "photo_not_found"
+    assert store.job_ids() == [] and REGISTRY.live(photo.id) == []
+    assert not photo.ready
+
+
+def test_a_failed_job_lists_no_output_as_ready(
+        manager: tuple[JobManager, RamStore, Clock]) -> None:
+    jobs, store, _clock = manager
+    photo, token = add_photo(jobs, store)
+    job, _ = jobs.create_job(token, "faces", photo_ids=[photo.id])
+    job.outputs = {"a.jpg": OutputInfo("a.jpg", "image/jpeg"),
+                   "b.jpg": OutputInfo("b.jpg", "image/jpeg")}
+
+    def work(running: Job) -> None:
+        _buffer, view = REGISTRY.array((64,), owner=running.id)
+        store.put(running.id, "a.jpg", view, running.key)
+        running.mark_ready("a.jpg", "image/jpeg", 64)
+        raise RuntimeError("the second style broke")
+
+    jobs.enqueue(job, work)
+    wait_state(jobs, job, JobState.FAILED)
+    assert [o["ready"] for o in job.status()["outputs"]] == [False, False]
+    assert store.names(job.id) == [] and REGISTRY.live(job.id) == []
+    assert job.status()["error"]["error"] == "internal_error"
