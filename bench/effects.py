@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.config import load_config
 from appliance.effects import headshot
+from appliance.effects.graphs.kiss import FRAME_HEIGHT, FRAME_WIDTH
 from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi, normalised_matrix
 from appliance.effects.headshot_parts import render
 from appliance.effects.kiss_parts.compose import Person, make_kiss
-from appliance.effects.kiss_parts.frame_graph import FRAME_HEIGHT, FRAME_WIDTH
 from appliance.effects.kiss_parts.timeline import frame_count
 from appliance.media.decode import decode_image
 from appliance.media.encode import encode_image

@@ -84,6 +84,6 @@ EFFECT = Effect(
     outputs=(OutputSpec(VIDEO_NAME, "video/mp4", "Kiss video"),
              OutputSpec(POSTER_NAME, "image/jpeg", "Poster")),
     models=("face_detection_short", "face_detection_full", "face_landmark",
-            "selfie_segmentation"),
+            "selfie_segmentation", "fx_kiss_frame"),
     run=run,
 )

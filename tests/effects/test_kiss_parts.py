@@ -15,9 +15,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from appliance.effects.graphs.kiss import kiss_frame
 from appliance.effects.kiss_parts import face_warp, timeline
 from appliance.effects.kiss_parts import render as kiss_render
-from appliance.effects.kiss_parts.compose import InMemoryGraph, Person, make_kiss
+from appliance.effects.kiss_parts.compose import GRAPH, Person, make_kiss
 from appliance.effects.kiss_parts.cutout import (
     CUT_HEIGHT,
     FACE_WIDTH,
@@ -25,7 +26,6 @@ from appliance.effects.kiss_parts.cutout import (
     crop_transform,
     make_cutout,
 )
-from appliance.effects.kiss_parts.frame_graph import kiss_frame
 from appliance.secure.buffers import REGISTRY
 from appliance.vision import quality
 from tests.helpers.images import astronaut_bgr, two_faces
@@ -143,7 +143,7 @@ def test_the_eyelid_warp_reads_as_closed_to_our_mesh(owner: str, face_models: ob
         stages.append(stage)
     left, right = stages
     right.direction = -1.0
-    graph = InMemoryGraph(kiss_frame())
+    graph = face_models.get(GRAPH)  # type: ignore[attr-defined]
     try:
         kiss_render.make_backdrop(graph.input_buffer("backdrop"))
         np.copyto(graph.input_buffer("back_rgba"), left.cut.rgba)
@@ -163,7 +163,7 @@ def test_the_eyelid_warp_reads_as_closed_to_our_mesh(owner: str, face_models: ob
 
         opened, closed = eyes(0.0), eyes(1.0)
     finally:
-        graph.close()
+        graph.zeroise()
         for stage in stages:
             stage.release()
             stage.cut.release()
@@ -206,7 +206,7 @@ def test_make_kiss_releases_all_but_its_outputs(owner: str, face_models: object)
     [face] = pipeline.analyse(photo, owner, faces_needed=1)
     person = Person(photo, pipeline.segment(photo, owner), face.mesh)
     before = {id(b) for b in REGISTRY.live(owner)}
-    made = make_kiss(person, person, owner, duration=3.0, side="right",
+    made = make_kiss(person, person, owner, duration=3.0, side="right", models=face_models,
                      encoder=Libx264Encoder(VideoSpec(1280, 720, 24), owner))
     assert made.frames == 72 and made.encoder == "libx264"
     left = [b for b in REGISTRY.live(owner) if id(b) not in before]

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from appliance.jobs.runner import EffectJobRunner
 
 from appliance.config import load_config
 from appliance.jobs.job import JobState
 from appliance.jobs.manager import JobManager
-from appliance.jobs.runner import EffectJobRunner
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.store import RamStore

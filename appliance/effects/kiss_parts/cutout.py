@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from appliance.effects.graphs.kiss import CUT_HEIGHT, CUT_WIDTH
 from appliance.secure.buffers import REGISTRY, SecureBuffer
 
 FACE_WIDTH = 256     # cheek-to-cheek width of every face in the video, pixels
-CUT_WIDTH = 768      # cut-out size: 3 face widths across ...
-CUT_HEIGHT = 1024    # ... 4 down
+# The cut-out is CUT_WIDTH x CUT_HEIGHT (the frame graph's input): 3 face widths by 4.
 EYES_FROM_TOP = 1.5  # the eye line sits this many face widths below the cut-out's top
 BORDER_FADE = 0.05   # alpha fade towards the photo's borders, fraction of the face width x 4
 SPLIT_FADE = 0.12    # width of the fade between two people in one photo, in face widths

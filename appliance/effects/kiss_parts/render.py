@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from appliance.effects.graphs.kiss import FRAME_HEIGHT, FRAME_WIDTH
 from appliance.effects.kiss_parts import face_warp, timeline
 from appliance.effects.kiss_parts.cutout import FACE_WIDTH, Cutout
-from appliance.effects.kiss_parts.frame_graph import FRAME_HEIGHT, FRAME_WIDTH
 from appliance.media.video import H264Encoder
 from appliance.models.backend import Backend
 from appliance.secure.buffers import REGISTRY, SecureBuffer
