@@ -197,6 +197,7 @@ def kiss_once(jpegs: list[bytes], pipeline: FacePipeline, models: Any, duration:
         _buffer, bgr = decode_image(memoryview(data), owner)
         t1 = time.perf_counter()
         [face] = pipeline.analyse(bgr, owner, faces_needed=1, need_eyes_open=True)
+        assert face.mesh is not None
         people.append(Person(bgr, pipeline.segment(bgr, owner), face.mesh))
         decode_s += t1 - t0
         faces_s += time.perf_counter() - t1
@@ -210,6 +211,51 @@ def kiss_once(jpegs: list[bytes], pipeline: FacePipeline, models: Any, duration:
             "geometry": times.geometry, "graph": times.graph, "encode": times.encode,
             "render_fps": times.frames / render, "encode_fps": times.frames / times.encode,
             "frames": float(times.frames)}
+
+
+def kiss_graph_vs_opencv(models: Any, runs: int) -> tuple[float, float]:
+    """Median ms of one frame of the frame graph, and of the same sampling and compositing in
+    OpenCV (two cv2.remap of the cut-outs, "over" in NumPy), on the same smooth grids."""
+    from appliance.effects.graphs.kiss import CUT_HEIGHT, CUT_WIDTH
+    from appliance.effects.kiss_parts.compose import GRAPH
+
+    graph = models.get(GRAPH)
+    rng = np.random.default_rng(0)
+    feeds = {spec.name: graph.input_buffer(spec.name) for spec in graph.inputs}
+    feeds["backdrop"][:] = rng.uniform(0, 255, feeds["backdrop"].shape)
+    ys, xs = np.mgrid[0:FRAME_HEIGHT, 0:FRAME_WIDTH].astype(np.float32)
+    maps = []
+    for prefix, shift in (("back", -0.3), ("front", 0.3)):
+        rgba = feeds[f"{prefix}_rgba"]
+        rgba[:] = rng.uniform(0, 1, rgba.shape)
+        rgba[:, :3] *= 255 * rgba[:, 3:]
+        gx = (xs - FRAME_WIDTH / 2) / (FRAME_WIDTH / 2) * 1.2 + shift
+        gy = (ys - FRAME_HEIGHT / 2) / (FRAME_HEIGHT / 2) * 0.8
+        feeds[f"{prefix}_grid"][0, ..., 0], feeds[f"{prefix}_grid"][0, ..., 1] = gx, gy
+        maps.append((rgba[0].transpose(1, 2, 0).copy(), ((gx + 1) * CUT_WIDTH - 1) / 2,
+                     ((gy + 1) * CUT_HEIGHT - 1) / 2))
+    backdrop = feeds["backdrop"][0].transpose(1, 2, 0).copy()
+
+    def opencv() -> None:
+        under = backdrop.copy()
+        for image, map_x, map_y in maps:
+            sampled = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            under = sampled[..., :3] + under * (1 - sampled[..., 3:4])
+        np.clip(under, 0, 255).round().astype(np.uint8)
+
+    ours, theirs = [], []
+    graph.run(feeds)
+    opencv()
+    for _ in range(runs):
+        started = time.perf_counter()
+        graph.run(feeds)
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        opencv()
+        theirs.append(time.perf_counter() - started)
+    graph.zeroise()
+    return statistics.median(ours) * 1000, statistics.median(theirs) * 1000
 
 
 def bench_kiss(runs: int, duration: float) -> None:
@@ -240,6 +286,10 @@ def bench_kiss(runs: int, duration: float) -> None:
     print(f"| H.264 encode + faststart | {median(kisses, 'encode'):.2f} | "
           f"{median(floors, 'encode'):.2f} |")
     print(f"| **total** | **{k_total:.2f}** | **{f_total:.2f}** |")
+    graph_ms, opencv_ms = kiss_graph_vs_opencv(models, 5)
+    print(f"\none frame: frame graph (ONNX Runtime) {graph_ms:.0f} ms, the same sampling and "
+          f"compositing in OpenCV {opencv_ms:.0f} ms; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
     print(f"\nkiss / floor: {k_total / f_total:.2f}x; render {median(kisses, 'render_fps'):.1f} "
           f"fps, encode {median(kisses, 'encode_fps'):.1f} fps (floor encode "
           f"{frames / median(floors, 'encode'):.1f} fps)")

@@ -330,3 +330,24 @@ def test_bad_input_is_refused_clearly_and_nothing_is_kept(app: Flask) -> None:
     assert client.delete("/api/session", headers=auth(token)).status_code == 200
     assert set(store.job_ids()) == before
     assert REGISTRY.live(one.json["photo_id"]) == []
+
+
+def test_one_photo_with_both_people(app: Flask, pipeline: FacePipeline, owner: str) -> None:
+    """Both people from one photo: each cut out on their side of the line between them."""
+    client = app.test_client()
+    pair = upload(client, encode(two_faces(), ".jpg"))
+    assert pair.status_code == 201 and len(pair.json["faces"]) == 2, pair.json
+    token = pair.json["session_token"]
+    job = start(client, token, {"effect": "kiss", "photos": [pair.json["photo_id"]],
+                                "params": {"duration": 3, "side": "right"}})
+    assert job.status_code == 202, job.json
+    status = wait(client, job.json["status_url"], token)
+    assert status["state"] == "done", status
+    url = next(o["url"] for o in status["outputs"] if o["name"] == "kiss.mp4")
+    _reply, data = fetch(client, url, auth(token))
+    with av.open(io.BytesIO(data)) as container:
+        decoded = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(decoded) == FRAMES
+    assert len(_faces(pipeline, decoded[0], owner)) == 2
+    assert client.delete("/api/session", headers=auth(token)).status_code == 200
+    assert REGISTRY.live(status["job_id"]) == [] and REGISTRY.live(pair.json["photo_id"]) == []

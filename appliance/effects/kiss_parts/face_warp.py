@@ -176,11 +176,13 @@ def write_map(fields: FaceFields, identity: npt.NDArray[np.float32],
               out: npt.NDArray[np.float32], turn: float, purse: float, closed: float) -> None:
     """This frame's look-up map (h, w, 2) into ``out``: identity plus the face's warps.
 
-    ``turn`` is sin(yaw) signed towards +x; ``purse`` and ``closed`` are 0..1.
+    ``turn`` is sin(yaw) signed towards +x; ``purse`` and ``closed`` are 0..1. Every warp lives
+    inside the face box, so only that window is rewritten; ``out`` must hold the identity
+    outside it (``identity_map`` once, before the first frame).
     """
     x0, y0, x1, y1 = fields.box
-    np.copyto(out, identity)
     window = out[y0:y1, x0:x1]
+    np.copyto(window, identity[y0:y1, x0:x1])
     # Backward from forward moves: show at p what was at p - move(p) (moves are smooth, small).
     for axis in (0, 1):
         if turn:

@@ -74,6 +74,7 @@ class Stage:
         buffer, self.local = REGISTRY.array(shape, np.float32, owner=owner, label="kiss-map")
         self.buffers.append(buffer)
         face_warp.identity_map(self.identity)
+        np.copyto(self.local, self.identity)
 
     def release(self) -> None:
         for buffer in self.buffers:
