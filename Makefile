@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the test suite drives for real: the browser, strace, network namespaces,
-# and the headers systemd-python compiles against.
-APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+# and the headers systemd-python compiles against; systemd-analyze, nft and dnsmasq check the
+# units, firewall and hotspot files provisioning writes; GStreamer runs the kiss video's
+# hardware-encoder path with x264enc standing in for the Jetson's encoder.
+APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config systemd nftables dnsmasq-base \
+	gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: booth test system-deps lint typecheck pytest models gallery clean
