@@ -118,18 +118,6 @@ def made(app: Flask) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(app: Flask) -> FacePipeline:
-    return FacePipeline(app.extensions["ephemera.models"])
-
-
-@pytest.fixture
-def owner() -> Iterator[str]:
-    name = f"kiss-test-{secrets.token_hex(6)}"
-    yield name
-    REGISTRY.release_owner(name)
-
-
-@pytest.fixture(scope="module")
 def frames(made: dict[str, Any]) -> list[np.ndarray]:
     with av.open(io.BytesIO(made["data"])) as container:
         return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]

@@ -1,14 +1,12 @@
 """The kiss's parts on their own: the frame graph against an OpenCV reference, the timeline's
 promises (eye close time, easing, yaw limit, never still), the eyelid warp read back by our own
-mesh at one fixed pose, the one-photo split, and the release of every buffer."""
+mesh at one fixed pose, the one-photo split, and the release of every buffer. The models, the
+pipeline and the buffer owner are the effects tests' shared fixtures (conftest.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,29 +29,6 @@ from appliance.vision import quality
 from tests.helpers.images import astronaut_bgr, two_faces
 
 H, W, h, w = 48, 64, 40, 30  # a small frame graph for the reference comparison
-
-
-@pytest.fixture(scope="module")
-def face_models() -> Iterator[object]:
-    from appliance.config import load_config
-    from appliance.models.loader import ModelSet
-    from appliance.vision.pipeline import MODEL_NAMES
-
-    cfg = load_config()
-    onnx_dir = Path(cfg.models.engines_dir) / "onnx"
-    missing = [n for n in MODEL_NAMES if not (onnx_dir / f"{n}.onnx").is_file()]
-    if missing:
-        pytest.skip(f"models not built ({', '.join(missing)}): run `ephemera build`")
-    models = ModelSet(cfg)
-    yield models
-    models.close()
-
-
-@pytest.fixture
-def owner() -> Iterator[str]:
-    name = f"kiss-parts-{secrets.token_hex(6)}"
-    yield name
-    REGISTRY.release_owner(name)
 
 
 def reference_frame(backdrop: np.ndarray,
