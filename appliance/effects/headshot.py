@@ -10,20 +10,24 @@ first style is emitted as soon as it is ready; the others follow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from appliance.config import load_config
 from appliance.effects.base import Effect, EffectRun, OutputSpec, Param
 from appliance.effects.headshot_parts import render as renderer
-from appliance.effects.headshot_parts.styles import Style, load_styles
+from appliance.effects.headshot_parts.styles import BUILT_IN, Style, load_styles
 
 _STYLES: dict[str, Style] | None = None
 
 
 def styles() -> dict[str, Style]:
-    """The shipped styles, loaded and checked once per process."""
+    """The shipped styles and the operator's (``effects.headshot_styles_dir``), loaded and
+    checked once per process: a bad style file stops the start with its file and the fix."""
     global _STYLES
     if _STYLES is None:
-        _STYLES = load_styles()
+        extra = load_config().effects.headshot_styles_dir
+        _STYLES = load_styles((BUILT_IN, Path(extra)) if extra else (BUILT_IN,))
     return _STYLES
 
 

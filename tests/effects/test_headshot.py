@@ -321,3 +321,24 @@ def test_an_operator_style_cannot_replace_a_shipped_one(tmp_path: Path) -> None:
     (tmp_path / "corporate_grey.cube").write_text(grades.cube_text("corporate_grey"))
     with pytest.raises(StyleError, match="already exists"):
         load_styles((BUILT_IN, tmp_path))
+
+
+def test_operator_styles_folder_is_checked_when_the_effect_loads(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    _write_style(tmp_path, OPERATOR_STYLE.replace('kind = "image"', 'kind = "video"'))
+    env = {"EPHEMERA_EFFECTS_HEADSHOT_STYLES_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    code = "from appliance.effects.registry import effects; print(sorted(effects()))"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode != 0
+    assert f"{tmp_path / 'mine.toml'} [backdrop]: backdrop kind must be" in bad.stderr
+    _write_style(tmp_path, OPERATOR_STYLE.replace('kind = "image"\nimage = "garden.png"',
+                                                  'kind = "gradient"\ncentre = [9, 9, 9]\n'
+                                                  'edge = [0, 0, 0]'))
+    code = "from appliance.effects.headshot import EFFECT; print([o.name for o in EFFECT.outputs])"
+    good = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert good.returncode == 0, good.stderr
+    assert "mine.jpg" in good.stdout

@@ -18,12 +18,15 @@ The small API other effects build on:
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+# The build's own generator and serialiser, re-exported for the graph modules and tests.
+from appliance.models.generated import generate  # noqa: F401
+from appliance.models.tflite_to_onnx import serialize  # noqa: F401
 
 OPSET = 17
 PRODUCER = "ephemera-graphs"
@@ -114,21 +117,3 @@ class Graph:
                                   ir_version=IR_VERSION)
         onnx.checker.check_model(model, full_check=True)
         return model
-
-
-def serialize(model: onnx.ModelProto) -> bytes:
-    """The file's bytes; protobuf map-free messages serialise deterministically."""
-    return bytes(model.SerializeToString(deterministic=True))
-
-
-def generate(generator: str) -> bytes:
-    """Run a ``"package.module:function"`` builder and return the serialised model."""
-    module_name, _, function = generator.partition(":")
-    if not module_name.startswith("appliance.effects.graphs.") or not function:
-        raise ValueError(f"generator {generator!r} must name a builder function in "
-                         "appliance.effects.graphs, e.g. 'appliance.effects.graphs.warp:warp'")
-    builder = getattr(importlib.import_module(module_name), function)
-    model = builder()
-    if not isinstance(model, onnx.ModelProto):
-        raise TypeError(f"generator {generator!r} did not return an onnx.ModelProto")
-    return serialize(model)
