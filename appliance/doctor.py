@@ -33,6 +33,7 @@ CHECK_MODULES: list[str] = [
     "appliance.camera.checks",
     "appliance.printing.checks",
     "appliance.effects.checks",
+    "appliance.media.video_checks",
 ]
 
 
