@@ -190,8 +190,9 @@ AutoPurgeJobs Yes
 </Policy>
 """
 
-CUPS_FILES = f"""{HEADER}# Spool, temporary files and the job cache on tmpfs (/run), logs to the volatile journal.
-# (cupsd's job.cache records each job while it prints; on disk it would outlive the job.)
+CUPS_FILES = f"""{HEADER}# Spool, temporary files and the job cache on tmpfs (/run), logs to the
+# volatile journal (cupsd's job.cache records each job while it prints; on disk it would
+# outlive the job).
 RequestRoot /run/cups/spool
 TempDir /run/cups/tmp
 CacheDir /run/cups/cache
