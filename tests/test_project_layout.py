@@ -22,6 +22,7 @@ LAYERS = [
     {"appliance", "config", "errors", "audit", "doctor", "numbers"},
     {"secure", "service"},
     {"media", "models"},
+    {"camera", "printing"},
     {"vision"},
     {"effects"},
     {"jobs"},
