@@ -20,6 +20,7 @@ VERB_MODULES: list[str] = [
     "appliance.models.build",
     "appliance.secure.purge_cli",
     "appliance.vision.cli_detect",
+    "appliance.jobs.run_cli",
 ]
 
 DESCRIPTION = """\
