@@ -21,6 +21,7 @@ VERB_MODULES: list[str] = [
     "appliance.secure.purge_cli",
     "appliance.vision.cli_detect",
     "appliance.jobs.run_cli",
+    "appliance.web.receipts",
 ]
 
 DESCRIPTION = """\
