@@ -73,6 +73,17 @@ ERROR_ALIASES = {
 EFFECT_TEXT = (
     N_("Face check"),
     N_("Finds each face and draws its box, keypoints and mesh: the booth's self-test."),
+    N_("Faces found"),
+    N_("Studio headshot"),
+    N_("A professional 4:5 portrait in several studio styles: framed, relit, retouched, on a "
+       "new backdrop."),
+    N_("Baby predictor"),
+    N_("Two parents, one baby: both faces morphed into a baby portrait."),
+    N_("Your baby"),
+    N_("Kiss"),
+    N_("A short video: the two of you turn to each other, close your eyes and kiss."),
+    N_("Kiss video"),
+    N_("Poster"),
 )
 
 

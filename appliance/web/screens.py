@@ -103,13 +103,14 @@ def _text(body: dict[str, Any], name: str) -> str:
 def _effects_menu(lang: i18n.Language) -> list[dict[str, Any]]:
     from appliance.effects.registry import effects
 
+    translate = lang.gettext  # the effects' own (English) text, through the catalogue
     menu = []
     for effect in effects().values():
         entry = effect.describe()
-        entry["title"] = lang.gettext(effect.title)
-        entry["summary"] = lang.gettext(effect.summary)
+        entry["title"] = translate(effect.title)
+        entry["summary"] = translate(effect.summary)
         for output in entry["outputs"]:
-            output["title"] = lang.gettext(output["title"]) if output["title"] else ""
+            output["title"] = translate(output["title"]) if output["title"] else ""
         entry["shots"] = effect.photos[1]
         entry["faces_per_shot"] = max(1, effect.faces // effect.photos[1])
         menu.append(entry)

@@ -114,6 +114,7 @@ def decode_qr(png: bytes) -> str:
     for scale in (1, 2, 4):  # a small code on a 1024x600 screen: a few pixels per module
         big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         big = cv2.copyMakeBorder(big, 32, 32, 32, 32, cv2.BORDER_CONSTANT, value=255)
+        big = cv2.threshold(big, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1]
         text, _points, _ = detector.detectAndDecode(big)
         if text:
             return str(text)

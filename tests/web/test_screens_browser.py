@@ -59,18 +59,23 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[svc.Service]:
 
 
 @pytest.fixture(scope="module")
-def browser(booth: svc.Service) -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
+    with sync_api.sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(booth: svc.Service, playwright: Any) -> Iterator[Any]:
     camera_dir = Path("/dev/shm") / f"ephemera-camera-{booth.port}"
     camera_dir.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright, fake_camera(camera_dir))
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-            for path in camera_dir.iterdir():
-                path.unlink()
-            camera_dir.rmdir()
+    chromium = launch(playwright, fake_camera(camera_dir))
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        for path in camera_dir.iterdir():
+            path.unlink()
+        camera_dir.rmdir()
 
 
 def new_page(browser: Any, viewport: str, **extra: Any) -> Any:
@@ -290,33 +295,32 @@ def test_kiosk_hands_off_to_a_phone_by_qr(booth: svc.Service, browser: Any,
 # -- the gate and the failsafe -----------------------------------------------------------------
 
 def test_no_face_shows_the_friendly_message_and_lets_the_guest_retake(
-        booth: svc.Service) -> None:
+        booth: svc.Service, playwright: Any) -> None:
     """Chromium's own fake camera (a green test pattern) shows nobody: the gate's 422 becomes
     a friendly message on the capture screen, and the guest can take the photo again."""
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright, None)
-        try:
-            page = new_page(chromium, "kiosk-1024x600")
-            uploads = Uploads(page)
-            shots = Shots(page, "kiosk-1024x600", "en")
-            page.goto(url(booth, "/?lang=en"))
-            kiosk_to_effects(page)
-            page.click("[data-effect=faces]")
-            wait_state(page, "capture")
-            take_photo(page)
-            page.click("[data-action=keep]")
-            page.wait_for_selector("#capture-error:not([hidden])", timeout=60_000)
-            assert "face" in page.inner_text("#capture-error")
-            shots.take("gate-no-face")
-            assert page.is_visible("#screen-capture [data-action=shoot]")
-            take_photo(page)  # the retake works the same way
-            page.click("[data-action=keep]")
-            page.wait_for_selector("#capture-error:not([hidden])", timeout=60_000)
-            assert page.evaluate("() => document.body.dataset.state") == "capture"
-            assert page.errors == []
-            assert len(uploads.bodies) == 2
-        finally:
-            chromium.close()
+    chromium = launch(playwright, None)
+    try:
+        page = new_page(chromium, "kiosk-1024x600")
+        uploads = Uploads(page)
+        shots = Shots(page, "kiosk-1024x600", "en")
+        page.goto(url(booth, "/?lang=en"))
+        kiosk_to_effects(page)
+        page.click("[data-effect=faces]")
+        wait_state(page, "capture")
+        take_photo(page)
+        page.click("[data-action=keep]")
+        page.wait_for_selector("#capture-error:not([hidden])", timeout=60_000)
+        assert "face" in page.inner_text("#capture-error")
+        shots.take("gate-no-face")
+        assert page.is_visible("#screen-capture [data-action=shoot]")
+        take_photo(page)  # the retake works the same way
+        page.click("[data-action=keep]")
+        page.wait_for_selector("#capture-error:not([hidden])", timeout=60_000)
+        assert page.evaluate("() => document.body.dataset.state") == "capture"
+        assert page.errors == []
+        assert len(uploads.bodies) == 2
+    finally:
+        chromium.close()
     assert booth.store_files() == []
     assert_forgotten(booth, uploads)
 

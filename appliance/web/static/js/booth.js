@@ -72,6 +72,7 @@ function show(id, text) {
 function insertSvg(target, markup) {
   const parsed = new DOMParser().parseFromString(markup, "image/svg+xml").documentElement;
   parsed.setAttribute("role", "img");
+  parsed.setAttribute("shape-rendering", "crispEdges"); // whole modules: easy for any camera
   const title = parsed.querySelector("title");
   if (title) parsed.setAttribute("aria-label", title.textContent);
   target.replaceChildren(document.importNode(parsed, true));
