@@ -590,15 +590,16 @@ const result = {
     list.onscroll = () => this.track();
     this.counter();
     this.apply(first, turn);
-    if (first.state === "done") return this.selected(turn);
     this.selected(turn);
+    // Polled while shown: the other outputs as they are made, and a wipe from the other
+    // screen (the phone's "delete now") takes this one back to the start too.
     return pollJob(turn, (status) => {
       this.apply(status, turn);
       if (status.state === "failed") {
         machine.go("progress");
         return false;
       }
-      return status.state !== "done";
+      return true;
     });
   },
   exit() {
