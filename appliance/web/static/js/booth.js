@@ -571,6 +571,10 @@ const result = {
     this.takeFor = null;
     const list = $("carousel");
     list.replaceChildren();
+    // The menu's titles are in the guest's language; the job's own are the effect's English.
+    const titles = Object.fromEntries((guest.effect?.outputs || []).map((o) => [o.name, o.title]));
+    for (const output of first.outputs) output.title = titles[output.name] || output.title;
+    this.titles = titles;
     this.items = first.outputs.map((output, i) => {
       const item = document.createElement("li");
       item.className = "slide pending";
@@ -607,6 +611,7 @@ const result = {
   },
   apply(status, turn) {
     status.outputs.forEach((output, i) => {
+      output.title = this.titles?.[output.name] || output.title;
       if (!output.ready || this.shown.has(output.name)) return;
       this.shown.add(output.name);
       machine.guard(() => this.load(output, this.items[i], turn));
