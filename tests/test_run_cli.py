@@ -41,7 +41,7 @@ def test_each_effect_has_help_from_the_registry(capsys: pytest.CaptureFixture[st
         out = capsys.readouterr().out
         assert effect.summary.split()[0] in out and "--allow-disk-output" in out
         for param in effect.params:
-            assert f"{param.name}=" in out and param.help in out
+            assert f"{param.name}: {param.help}" in out
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     listing = capsys.readouterr().out
@@ -83,6 +83,7 @@ def test_run_refusals(ram_dir: Path, tmp_path: Path,
         (["--photo", str(photo), "--photo", str(photo), "--out", out], 2,
          "wrong_photo_count"),
         (["--photo", str(ram_dir / "nothing.png"), "--out", out], 2, "no_such_file"),
+        (["--photo", str(photo), "--out", str(photo)], 2, "bad_output_folder"),
         (["--photo", str(blank), "--out", out], 1, "no_face"),
         (["--photo", str(photo), "--out", out, "--param", "faces=2"], 1, "too_few_faces"),
     ]

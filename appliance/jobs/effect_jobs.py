@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.effects.registry import get_effect
 from appliance.errors import UserFacingError
 from appliance.jobs.effect_run import EffectJobRun, Photo, segmenter
 from appliance.jobs.job import Job, OutputInfo
@@ -96,16 +97,16 @@ class EffectJobRunner:
         if stored is None:
             raise photo_gone(index)
         try:
+            faces = copy_faces(stored.faces, job.id)
             buffer = self.store.get(photo_id, PIXELS, stored.key, owner=job.id)
         except (KeyError, ValueError, AttributeError):  # deleted meanwhile (key gone too)
             raise photo_gone(index) from None
+        if self.manager.photo(photo_id) is not stored:  # deleted while being copied
+            raise photo_gone(index)
         bgr = buffer.view(np.uint8, (stored.height, stored.width, 3))
-        return Photo(bgr, copy_faces(stored.faces, job.id),
-                     segment=segmenter(self.pipeline, job.id))
+        return Photo(bgr, faces, segment=segmenter(self.pipeline, job.id))
 
     def work(self, job: Job) -> None:
-        from appliance.effects.registry import get_effect
-
         effect = get_effect(job.kind)
         job.set_progress("photos", 0.01)
         photos = [self._load_photo(job, i, pid) for i, pid in enumerate(job.photo_ids)]

@@ -70,7 +70,12 @@ def run_effect(effect: Any, photo_paths: list[Path], raw_params: dict[str, objec
     params = effect.validate_params(raw_params)
     per_photo = effect.faces_per_photo(params, len(photo_paths))
     check_output_folder(folder, allow_disk)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserFacingError("bad_output_folder", f"Cannot use {folder} for the outputs: "
+                              f"{exc.strerror}.", status=400,
+                              remedy="Give --out a folder (or a new name) you may write.") from None
     owner = f"run-{secrets.token_hex(8)}"
     rule = FaceRule(frozenset({per_photo}), "eyes_open" in effect.gates)
     stages: dict[str, float] = {}

@@ -260,7 +260,7 @@ class JobManager:
         session is made, but only once the queue and the store have room, so a refused
         request leaves no session behind. ``photo_ids`` (an effect job) must name ready photos
         of that session (404 ``photo_not_found`` otherwise, whoever's they are). Audited:
-        job_created and consent_given.
+        job_created, and consent_given unless the job's photos carried it.
         """
         keep_s = self.retention_seconds(retention_minutes)
         now = self.clock()
@@ -305,7 +305,8 @@ class JobManager:
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
         audit("job_created", job_id=job.id, kind=kind, retention_s=keep_s)
-        audit("consent_given", job_id=job.id, attestation="adults-consenting")
+        if photo_ids is None:  # an effect job's consent was given with each of its photos
+            audit("consent_given", job_id=job.id, attestation="adults-consenting")
         return job, secret
 
     def enqueue(self, job: Job, work: JobWork) -> None:
@@ -387,15 +388,30 @@ class JobManager:
                 raise _not_found()
             return job
 
-    def job_for_download(self, job_id: str, token: str) -> Job:
-        """Spend a one-time download token of this job; 403 whatever is wrong with it."""
+    def job_for_download(self, job_id: str, token: str, *, spend: bool = True) -> Job:
+        """The job a one-time download token is for; 403 whatever is wrong with the token.
+
+        ``spend=False`` only checks it: a link opened before the result is ready, or fetched by
+        a link preview (HEAD), must still work when the guest opens it; the caller spends it
+        with ``spend_download`` once the result's bytes are about to be sent.
+        """
         now = self.clock()
         with self._lock:
             job = self._jobs.get(job_id)
             candidates = job.download_tokens if job is not None else []
-            if not any(t.redeem(token, now) for t in candidates) or job is None:
+            check = (lambda t: t.redeem(token, now)) if spend else (
+                lambda t: t.matches(token, now))
+            if not any([check(t) for t in candidates]) or job is None:
                 raise _token_invalid()
             return job
+
+    def spend_download(self, job: Job, token: str) -> None:
+        """Spend a download token of ``job`` now (its bytes go out); 403 if another request
+        spent it first (two phones racing for one QR code: one gets the picture)."""
+        now = self.clock()
+        with self._lock, job.lock:
+            if not any([t.redeem(token, now) for t in job.download_tokens]):
+                raise _token_invalid()
 
     def issue_download_token(self, job: Job) -> tuple[str, int]:
         """A one-time token for this job's result (the kiosk's QR code)."""

@@ -19,18 +19,6 @@ from appliance.errors import UserFacingError
 from appliance.models.backend import BackendError
 
 
-def _param_line(param: Any) -> str:
-    if param.choices:
-        values = "one of " + ", ".join(param.choices)
-    elif param.kind == "bool":
-        values = "true or false"
-    else:
-        low = "" if param.minimum is None else f"{param.minimum:g}"
-        high = "" if param.maximum is None else f"{param.maximum:g}"
-        values = f"{param.kind} {low}..{high}" if low or high else param.kind
-    return f"  {param.name}={param.default!s:<12} {param.help} ({values})"
-
-
 def effect_help(effect: Any) -> str:
     low, high = effect.photos
     count = f"{low}" if low == high else f"{low} to {high}"
@@ -39,22 +27,11 @@ def effect_help(effect: Any) -> str:
     if effect.gates:
         lines.append("extra gates: " + ", ".join(sorted(effect.gates)))
     if effect.params:
-        lines += ["", "parameters (--param NAME=VALUE; default shown):"]
-        lines += [_param_line(p) for p in effect.params]
+        lines += ["", "parameters (--param NAME=VALUE):"]
+        lines += ["  " + line for line in effect.params_help().splitlines()]
     if effect.outputs:
         lines += ["", "outputs:"] + [f"  {o.name} ({o.media_type})" for o in effect.outputs]
     return "\n".join(lines)
-
-
-def _parse_params(pairs: list[str]) -> dict[str, object]:
-    raw: dict[str, object] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UserFacingError("bad_param", f"--param {pair!r} is not NAME=VALUE.",
-                                  status=400, remedy="Write it as --param NAME=VALUE.")
-        raw[name.strip()] = value
-    return raw
 
 
 def add_verb(subparsers: Any) -> None:
@@ -107,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
     models = None
     try:
         effect = get_effect(args.effect)
-        raw = _parse_params(args.param)
+        params = effect.params_from_pairs(args.param)
         models = ModelSet(load_config(args.config))
-        summary = run_effect(effect, [Path(p) for p in args.photo], raw, Path(args.out),
+        summary = run_effect(effect, [Path(p) for p in args.photo], params, Path(args.out),
                              FacePipeline(models), allow_disk=args.allow_disk_output)
     except UserFacingError as exc:
         print(f"ephemera run: {exc.code}: {exc.message} {exc.remedy}".rstrip(), file=sys.stderr)
@@ -126,4 +103,4 @@ def run(args: argparse.Namespace) -> int:
 
 # Errors in how the command was called (exit 2) rather than in the photos (exit 1).
 USAGE_ERRORS = frozenset({"bad_param", "unknown_effect", "wrong_photo_count", "output_on_disk",
-                          "no_such_file"})
+                          "no_such_file", "bad_output_folder"})

@@ -1,10 +1,10 @@
 """Find metadata in an output file before it leaves the effect: JPEG, PNG and MP4.
 
-Why a check and not only careful encoders: a guest's picture must say nothing about when, where
-or on what it was made (P4 in PRODUCT.md). The encoders the effects use write none today, but a
-library upgrade, a new muxer default ("encoder" tags, creation times) or a new effect could
-start to; ``EffectRun.emit`` runs this on every output, so such an output fails loudly in the
-tests instead of reaching a guest.
+Why a check and not only careful encoders: a guest's picture must say nothing about when,
+where or on what it was made. The encoders the effects use write none today, but a library
+upgrade, a new muxer default ("encoder" tags, creation times) or a new effect could start to;
+``EffectRun.emit`` runs this on every output, so such an output fails loudly in the tests
+instead of reaching a guest.
 
 What counts as metadata: JPEG APP1..APP15 segments (EXIF, XMP, ICC, Photoshop, ...), comments,
 a JFIF thumbnail; PNG text, EXIF, time and ICC chunks; MP4 user data, meta and uuid boxes and

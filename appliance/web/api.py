@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from appliance.effects.registry import effects, get_effect
 from appliance.errors import UserFacingError
 from appliance.jobs.effect_jobs import EffectJobRunner, declared_outputs
 from appliance.jobs.job import Job, JobState
@@ -86,8 +87,6 @@ def _require_consent() -> None:
 
 @api.get("/effects")
 def list_effects() -> Any:
-    from appliance.effects.registry import effects
-
     return jsonify({"effects": [effect.describe() for effect in effects().values()]})
 
 
@@ -100,8 +99,6 @@ def upload_photo() -> Any:
     ``?effect=KEY`` gates for that effect (its faces per photo, eyes open); ``?faces=N``
     asks for exactly N faces; without either, 1 or 2 faces pass.
     """
-    from appliance.effects.registry import get_effect
-
     manager = _manager()
     _require_consent()
     effect_key = request.args.get("effect")
@@ -173,8 +170,6 @@ def _job_status(job: Job) -> dict[str, Any]:
 @api.post("/jobs")
 def create_job() -> Any:
     """An effect job on photos of this session; queued, then run by the one worker."""
-    from appliance.effects.registry import get_effect
-
     manager = _manager()
     token = _bearer()
     if not token:  # photos belong to a session: nothing to run without its token
@@ -203,10 +198,11 @@ def job_status(job_id: str) -> Any:
 
 
 def _result_job(job_id: str) -> Job:
-    """The job of a session token, or of a one-time download token (spent here)."""
+    """The job of a session token, or of a one-time download token (checked here, spent only
+    when bytes go out: see job_output)."""
     download = request.args.get("download")
-    if download:
-        return _manager().job_for_download(job_id, download)
+    if download:  # checked here, spent only when the bytes go out (see job_output)
+        return _manager().job_for_download(job_id, download, spend=False)
     return _manager().job_for_session(job_id, _bearer())
 
 
@@ -230,7 +226,12 @@ def _byte_range(total: int) -> tuple[int, int] | None:
 @api.get("/jobs/<job_id>/outputs/<name>")
 def job_output(job_id: str, name: str) -> Any:
     """Decrypt one output into a secure buffer and stream it (or the byte range asked for);
-    the buffer is wiped when the response ends."""
+    the buffer is wiped when the response ends.
+
+    A HEAD decrypts nothing. A one-time download token is spent only by a GET that sends
+    bytes: a 409 while the job runs, a HEAD (a phone's link preview) or an error leaves it
+    valid. A player that needs several ranges of a video uses the session token.
+    """
     job = _result_job(job_id)
     store = current_app.extensions["ephemera.store"]
     with job.lock:
@@ -244,21 +245,27 @@ def job_output(job_id: str, name: str) -> Any:
             raise UserFacingError("not_ready", "This picture is not ready yet.", status=409,
                                   retry_after_s=1, remedy="Poll the job's status until this "
                                   "output's 'ready' is true.")
-        plaintext = store.get(job.id, name, job.key)
-        media_type = output.media_type
-    try:
-        span = _byte_range(plaintext.nbytes)
-    except UserFacingError:
-        plaintext.release()
-        raise
-    start, stop = span if span is not None else (0, plaintext.nbytes)
-    body = SecureBody(plaintext, start=start, stop=stop)
+        total, media_type = output.nbytes, output.media_type
+    span = _byte_range(total)
+    start, stop = span if span is not None else (0, total)
+    plaintext = None
+    if request.method != "HEAD":  # Werkzeug never closes the body of a HEAD answer
+        download = request.args.get("download")
+        if download:  # outside job.lock: the manager's lock is always taken first
+            _manager().spend_download(job, download)
+        try:
+            plaintext = store.get(job.id, name, job.key)
+        except (KeyError, AttributeError, ValueError):  # released meanwhile (key gone too)
+            raise UserFacingError("job_not_found", "There is no such job for this session. "
+                                  "It may have expired or been deleted.", status=404,
+                                  remedy="Start again with a new photo.") from None
+    body: Any = SecureBody(plaintext, start=start, stop=stop) if plaintext is not None else b""
     response = Response(body, status=206 if span else 200, mimetype=media_type,
                         direct_passthrough=True)
-    response.headers["Content-Length"] = str(len(body))
+    response.headers["Content-Length"] = str(stop - start)
     response.headers["Accept-Ranges"] = "bytes"
     if span is not None:
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{plaintext.nbytes}"
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{total}"
     response.headers["Content-Disposition"] = f"inline; filename=\"ephemera-{name}\""
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

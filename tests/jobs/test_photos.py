@@ -173,3 +173,13 @@ def test_a_failed_job_lists_no_output_as_ready(
     assert [o["ready"] for o in job.status()["outputs"]] == [False, False]
     assert store.names(job.id) == [] and REGISTRY.live(job.id) == []
     assert job.status()["error"]["error"] == "internal_error"
+
+
+def test_consent_is_recorded_with_each_photo_and_a_job_on_them_inherits_it(
+        manager: tuple[JobManager, RamStore, Clock]) -> None:
+    jobs, store, _clock = manager
+    photo, token = add_photo(jobs, store)
+    job, _ = jobs.create_job(token, "faces", photo_ids=[photo.id])
+    events = [(e["event"], e.get("photo_id") or e.get("job_id")) for e in audit.recent(3)]
+    assert events == [("photo_received", photo.id), ("consent_given", photo.id),
+                      ("job_created", job.id)]

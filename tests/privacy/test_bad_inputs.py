@@ -1,7 +1,7 @@
-"""Every bad input of the README's error table, through HTTP to the real service: each gets its own 4xx JSON
-error (a bad photo at upload, a bad job request before anything is queued, a bad output or
-range request), and afterwards the RAM store is empty and a memory scan finds no trace of the
-canaries those bad uploads carried."""
+"""Every bad input of the README's error table, through HTTP to the real service: each gets its
+own 4xx JSON error (a bad photo at upload, a bad job request before anything is queued, a bad
+output or range request), and afterwards the RAM store is empty and a memory scan finds no trace
+of the canaries those bad uploads carried."""
 
 from __future__ import annotations
 

@@ -131,6 +131,13 @@ def test_photo_job_outputs_with_range_then_deletes(client: FlaskClient, app: Fla
         assert part.data == whole.data[start_at:stop], asked
         assert part.headers["Content-Range"] == f"bytes {start_at}-{stop - 1}/{size}"
         assert int(part.headers["Content-Length"]) == stop - start_at
+    # HEAD (a link preview, a player probing) answers the same headers and decrypts nothing.
+    held = len(REGISTRY.live(status["job_id"]))
+    head = client.head(output["url"], headers={**auth(token), "Range": "bytes=0-99"})
+    assert (head.status_code, head.data) == (206, b"")
+    assert head.headers["Content-Length"] == "100"
+    assert head.headers["Content-Range"] == f"bytes 0-99/{size}"
+    assert len(REGISTRY.live(status["job_id"])) == held
     beyond = client.get(output["url"], headers={**auth(token), "Range": f"bytes={size}-"})
     assert error(beyond) == (416, "range_not_satisfiable")
     assert beyond.headers["Content-Range"] == f"bytes */{size}"
@@ -139,6 +146,10 @@ def test_photo_job_outputs_with_range_then_deletes(client: FlaskClient, app: Fla
 
     grant = client.post(f"/api/jobs/{status['job_id']}/download-token", headers=auth(token))
     assert grant.json["single_use"] is True and grant.json["output"] == "result.jpg"
+    # A link preview (HEAD) and a refused range leave the one-time link valid.
+    assert client.head(grant.json["download_url"]).status_code == 200
+    assert client.get(grant.json["download_url"],
+                      headers={"Range": f"bytes={size}-"}).status_code == 416
     assert client.get(grant.json["download_url"]).data == whole.data
     assert error(client.get(grant.json["download_url"])) == (403, "token_invalid")
 
