@@ -34,7 +34,7 @@ def test_every_catalogue_translates_every_message(code: str) -> None:
 
 def test_directions_and_names() -> None:
     known = i18n.languages()
-    assert list(known)[0] == "en" and {"de", "fr", "es", "it", "ar"} <= set(known)
+    assert next(iter(known)) == "en" and {"de", "fr", "es", "it", "ar"} <= set(known)
     assert known["ar"].rtl and known["ar"].direction == "rtl"
     assert not any(known[c].rtl for c in ("en", "de", "fr", "es", "it"))
     assert known["de"].name == "Deutsch" and known["fr"].name.lower().startswith("fran")

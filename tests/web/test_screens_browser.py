@@ -20,7 +20,6 @@ import pytest
 from appliance.effects.registry import effects
 from tests.helpers import service as svc
 from tests.helpers.browser import (
-    PHONE,
     VIEWPORTS,
     Shots,
     assert_accessible,
