@@ -640,12 +640,16 @@ const result = {
     if (this.items[this.index] === item) this.selected(turn);
   },
   track() {
-    const list = $("carousel");
-    const width = list.clientWidth || 1;
-    const index = Math.round(Math.abs(list.scrollLeft) / width);
-    const clamped = Math.max(0, Math.min(this.items.length - 1, index));
-    if (clamped !== this.index) {
-      this.index = clamped;
+    // The slide under the carousel's centre is the one on show (whatever the slides' widths
+    // and the writing direction).
+    const box = $("carousel").getBoundingClientRect();
+    const centre = box.left + box.width / 2;
+    const index = this.items.findIndex((item) => {
+      const rect = item.getBoundingClientRect();
+      return rect.left <= centre && centre < rect.right;
+    });
+    if (index >= 0 && index !== this.index) {
+      this.index = index;
       this.counter();
       machine.guard(() => this.selected(machine.turn));
     }
