@@ -24,7 +24,8 @@ SCRIPT_TEXT = {
     "waiting_phone": N_("Waiting for your phone…"),
     "phone_joined": N_("Your phone is connected. Choose your photos on it."),
     "idle_warning": N_("Are you still there? Everything is wiped in {n} seconds."),
-    "receipt_counts": N_("{photos} photos, {results} results and {keys} keys wiped at {time}."),
+    "receipt_counts": N_("Photos wiped: {photos}. Results wiped: {results}. Keys wiped: {keys}. "
+                         "At {time}."),
     "receipt_id": N_("Receipt {id}"),
     "wiped_elsewhere": N_("Everything was wiped from the other screen."),
     "failsafe": N_("Something went wrong, so we wiped everything. Please start again."),
