@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Debian packages the test suite drives for real: the browser, strace, network namespaces,
-# and the headers systemd-python compiles against.
-APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config
+# and the headers systemd-python compiles against; systemd-analyze, nft and dnsmasq check the
+# units, firewall and hotspot files provisioning writes.
+APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config systemd nftables dnsmasq-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: booth test system-deps lint typecheck pytest models gallery clean

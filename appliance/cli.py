@@ -19,6 +19,7 @@ from appliance.config import ConfigError, describe, load_config
 VERB_MODULES: list[str] = [
     "appliance.models.build",
     "appliance.secure.purge_cli",
+    "appliance.secure.pin_cli",
     "appliance.vision.cli_detect",
     "appliance.jobs.run_cli",
     "appliance.web.receipts",

@@ -515,6 +515,10 @@ class JobManager:
             return {"jobs": len(self._jobs), "states": states, "sessions": len(self._sessions),
                     "photos": len(self._photos), "queue_depth": self.cfg.queue.depth}
 
+    def worker_alive(self) -> bool:
+        """Whether the job thread is running (the service's watchdog pings only while it is)."""
+        return self._worker.is_alive() and not self._stopping.is_set()
+
     def close(self) -> None:
         """Stop the threads and release everything (the worker finishes its current job)."""
         self._stopping.set()

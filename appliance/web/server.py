@@ -46,16 +46,30 @@ class EphemeraServer(BaseApplication):
         return create_app(self.cfg_ephemera)
 
 
+# systemd's notification socket, taken from the arbiter's environment by ``serve`` so that only
+# the worker (which owns the models and the job thread) says READY and pings the watchdog.
+_NOTIFIER: Any = None
+
+
 def _post_worker_init(worker: Any) -> None:
     """Chain the shutdown wipe in front of gunicorn's own SIGTERM/SIGINT handlers.
 
     gunicorn installs its handlers before loading the app; ours, installed after, first
     releases every job (store blobs, keys) and every secure buffer, then hands over to them.
+    Then the health loop: open every model, READY=1, WATCHDOG=1 while the job thread lives.
     """
     from appliance.secure.shutdown import install_shutdown_wipe
+    from appliance.service.journal import install_journal_audit
 
     manager = worker.wsgi.extensions.get("ephemera.jobs")
     install_shutdown_wipe(*([manager.release_all] if manager is not None else []))
+    install_journal_audit()
+    if manager is not None and _NOTIFIER is not None:
+        from appliance.service.monitor import ServiceMonitor, open_all_models
+
+        models = worker.wsgi.extensions["ephemera.models"]
+        worker.wsgi.extensions["ephemera.monitor"] = ServiceMonitor(
+            _NOTIFIER, manager, open_all_models(models)).start()
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:
@@ -63,7 +77,12 @@ def _worker_exit(_server: Any, worker: Any) -> None:
     from appliance.secure.buffers import REGISTRY
 
     app = getattr(worker, "wsgi", None)
+    if _NOTIFIER is not None:
+        _NOTIFIER.stopping()
     if app is not None and hasattr(app, "extensions"):
+        monitor = app.extensions.get("ephemera.monitor")
+        if monitor is not None:
+            monitor.stop()
         shutdown_app(app)
     REGISTRY.release_all()
 
@@ -135,5 +154,9 @@ def serve(cfg: Config) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     prepare_process(cfg)
+    global _NOTIFIER
+    from appliance.service.notify import Notifier
+
+    _NOTIFIER = Notifier.take_from_environment()
     EphemeraServer(cfg, gunicorn_options(cfg)).run()
     return 0

@@ -140,8 +140,11 @@ def _wait_ready(service: Service, timeout: float) -> None:
     raise AssertionError("service did not answer in time:\n" + service.output())
 
 
-def service_env(port: int, store: Path, memfd_secret: bool, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in booth_environ().items() if not k.startswith("EPHEMERA_")}
+def service_env(port: int, store: Path, memfd_secret: bool, base: dict[str, str] | None = None,
+                **extra: str) -> dict[str, str]:
+    """``base`` (default: this process's environment less CI variables) plus the test's own."""
+    env = {k: v for k, v in (booth_environ() if base is None else base).items()
+           if not k.startswith("EPHEMERA_")}
     env.update({
         "EPHEMERA_KIOSK_PORT": str(port),
         "EPHEMERA_STORE_PATH": str(store),
@@ -157,7 +160,7 @@ def service_env(port: int, store: Path, memfd_secret: bool, **extra: str) -> dic
 
 def start(tmp_path: Path, *, memfd_secret: bool = False, wrapper: Sequence[str] = (),
           store: Path | None = None, env: dict[str, str] | None = None,
-          ready_timeout: float = 90) -> Service:
+          ready_timeout: float = 90, base_env: dict[str, str] | None = None) -> Service:
     port = free_port()
     if store is None:
         store = Path("/dev/shm") / f"ephemera-test-{secrets.token_hex(6)}" / "store"
@@ -165,7 +168,7 @@ def start(tmp_path: Path, *, memfd_secret: bool = False, wrapper: Sequence[str] 
     handle = open(log, "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "appliance", "serve"], cwd=REPO,
-        env=service_env(port, store, memfd_secret, **(env or {})), stdout=handle,
+        env=service_env(port, store, memfd_secret, base_env, **(env or {})), stdout=handle,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     handle.close()
     service = Service(port, store, proc, log)

@@ -1,0 +1,1 @@
+"""Provisioning: one idempotent run turns a fresh JetPack install into a hardened booth."""

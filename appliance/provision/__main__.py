@@ -1,0 +1,3 @@
+from appliance.provision.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Living under systemd: readiness, status and watchdog notifications, and the journald audit."""
