@@ -136,10 +136,9 @@ const idle = {
   },
   expire() {
     this.disarm();
-    machine.guard(async () => {
-      await forget({ quiet: true });
-      machine.go("attract");
-    });
+    const wiped = forget({ quiet: true }); // started before the screen changes, like wipe()
+    machine.go("attract");
+    machine.guard(() => wiped);
   },
 };
 
@@ -695,16 +694,23 @@ const result = {
       link.download = `ephemera-${name}`;
     }
   },
-  async wipe(turn) {
+  wipe() {
     idle.disarm();
-    const answer = await forget();
-    if (!turn.live) return;
-    machine.go("receipt", answer);
+    // Leave this screen in the same tick as the wipe starts: its polling stops at once and
+    // never mistakes our own wipe for one from the other screen.
+    const answer = forget();
+    machine.go("receipt", { answer });
   },
 };
 
 const receipt = {
-  enter(answer) {
+  async enter(data, turn) {
+    $("receipt-counts").textContent = "";
+    $("receipt-id").textContent = "";
+    delete $("receipt-id").dataset.receipt;
+    $("receipt-qr").replaceChildren();
+    const answer = await data?.answer;
+    if (!turn.live) return;
     const signed = answer?.receipt;
     const payload = signed?.payload;
     if (payload) {
@@ -742,8 +748,8 @@ const actions = {
   // Reading order: in a right-to-left language "next" is the slide on the left.
   prev: () => result.step(-1),
   next: () => result.step(1),
-  delete: (turn) => result.wipe(turn),
-  done: (turn) => result.wipe(turn),
+  delete: () => result.wipe(),
+  done: () => result.wipe(),
   again: () => progress.again(),
   restart: () => machine.go(KIOSK ? "attract" : (guest.joinCode = null, "attract")),
   "idle-stay": () => idle.stay(),
