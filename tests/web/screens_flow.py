@@ -70,6 +70,7 @@ def assert_forgotten(service: svc.Service, uploads: Uploads, extra: dict[str, by
 
 
 def receipt_of(page: Any) -> dict[str, Any]:
+    page.wait_for_selector("#receipt-id[data-receipt]", timeout=30_000)  # filled in on answer
     raw = page.get_attribute("#receipt-id", "data-receipt")
     assert raw, "the receipt screen shows no signed receipt"
     receipt: dict[str, Any] = json.loads(raw)

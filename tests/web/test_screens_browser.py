@@ -140,7 +140,7 @@ def test_kiosk_flow_for_every_effect(booth: svc.Service, browser: Any, key: str,
         except sync_api.TimeoutError:
             state = page.evaluate("() => [document.body.dataset.state, document.getElementById("
                                   "'output-counter').textContent]")
-            raise AssertionError(f"stepping to output {index + 1}: {state} {page.errors}")
+            raise AssertionError(f"stepping to output {index + 1}: {state} {page.errors}") from None
         assert page.errors == []
     page.click("[data-action=done]")
     wait_state(page, "receipt")
