@@ -8,6 +8,12 @@ PY     := $(VENV)/bin/python
 # and the headers systemd-python compiles against; systemd-analyze, nft and dnsmasq check the
 # units, firewall and hotspot files provisioning writes.
 APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config systemd nftables dnsmasq-base
+# Booth hardware: GStreamer cameras, a real IPP printer (ippeveprinter) and CUPS for the tests;
+# GStreamer also runs the kiss video's hardware-encoder path with x264enc standing in for the
+# Jetson's encoder.
+APT_PACKAGES += gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+	cups cups-ipp-utils avahi-daemon dbus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: booth test system-deps lint typecheck pytest models gallery clean

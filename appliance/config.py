@@ -12,6 +12,7 @@ comma-separated.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -268,6 +269,73 @@ class AdminConfig:
     pin_hash: str = _setting(_pin_hash, "", "scrypt hash of the operator PIN; empty disables admin")
 
 
+CAMERA_SOURCES = ("browser", "gstreamer", "gphoto2")
+
+
+def _pipeline(value: Any) -> str:
+    if not isinstance(value, str) or "fdsink" in value or "filesink" in value:
+        raise ValueError("a GStreamer source fragment (e.g. \"v4l2src device=/dev/video0\"), "
+                         "or empty for the source's default; the service adds the sinks itself")
+    return value
+
+
+def _resolution(value: Any) -> tuple[int, int]:
+    if isinstance(value, (list, tuple)):  # the environment gives "1920,1080" as strings
+        value = [int(v) if isinstance(v, str) and v.isascii() and v.isdigit() else v
+                 for v in value]
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 16384
+                       for v in value)):
+        raise ValueError("[width, height] in pixels, e.g. [1920, 1080]")
+    return (int(value[0]), int(value[1]))
+
+
+def _positive_float(value: Any) -> float:
+    if isinstance(value, str):  # from the environment
+        with contextlib.suppress(ValueError):
+            value = float(value) if value.strip().replace(".", "", 1).isdigit() else value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError("a number greater than 0")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = _setting(_choice(CAMERA_SOURCES), "browser",
+                           "where photos come from: the kiosk page's own camera (browser), a "
+                           "GStreamer pipeline (CSI or USB camera) or a DSLR through gphoto2")
+    pipeline: str = _setting(_pipeline, "",
+                             "gstreamer: the source part of the pipeline; empty picks the "
+                             "default for the device (nvarguscamerasrc on a Jetson, else v4l2src)")
+    still_size: tuple[int, int] = _setting(_resolution, lambda: (1920, 1080),
+                                           "gstreamer: full-resolution still [width, height]")
+    preview_size: tuple[int, int] = _setting(_resolution, lambda: (640, 360),
+                                             "gstreamer: live preview [width, height]")
+    preview_fps: int = _setting(_positive_int, 15, "gstreamer: live preview frames per second")
+    still_fps: int = _setting(_positive_int, 5,
+                              "gstreamer: full-resolution frames per second kept ready for a "
+                              "capture (lower it for 12-megapixel sensors)")
+    capture_timeout_s: float = _setting(_positive_float, 5.0,
+                                        "seconds a capture waits for a frame before the guest "
+                                        "is offered a retry")
+    retry_max_s: float = _setting(_positive_float, 10.0,
+                                  "longest pause between reconnection attempts (back-off)")
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    enabled: bool = _setting(_bool, False, "offer printing on the kiosk's result screen")
+    uri: str = _setting(_text, "ipp://localhost:631/printers/ephemera",
+                        "IPP printer URI: an IPP Everywhere printer (ipp://printer.local/ipp/"
+                        "print, ipp-usb's ipp://localhost:60000/ipp/print) or a CUPS queue")
+    frame_overlay: str = _setting(_text, "", "PNG with transparency drawn over every print "
+                                             "(branding, a frame); empty for none")
+    per_session_limit: int = _setting(_positive_int, 2, "prints one guest session may make")
+    allow_phones: bool = _setting(_bool, False,
+                                  "let guests' phones print too (by default only the kiosk)")
+    timeout_s: float = _setting(_positive_float, 10.0, "seconds to wait for the printer")
+
+
 @dataclass(frozen=True)
 class SecureConfig:
     memfd_secret: bool = _setting(
@@ -296,6 +364,8 @@ class Config:
     queue: QueueConfig = field(default_factory=QueueConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    printer: PrinterConfig = field(default_factory=PrinterConfig)
     secure: SecureConfig = field(default_factory=SecureConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
 

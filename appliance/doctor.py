@@ -30,7 +30,10 @@ CHECK_MODULES: list[str] = [
     "appliance.secure.checks",
     "appliance.models.backend_checks",
     "appliance.models.model_checks",
+    "appliance.camera.checks",
+    "appliance.printing.checks",
     "appliance.effects.checks",
+    "appliance.media.video_checks",
 ]
 
 

@@ -22,6 +22,7 @@ LAYERS = [
     {"appliance", "config", "errors", "audit", "doctor"},
     {"secure", "service"},
     {"media", "models"},
+    {"camera", "printing"},
     {"vision"},
     {"effects"},
     {"jobs"},

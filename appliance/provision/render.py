@@ -190,9 +190,12 @@ AutoPurgeJobs Yes
 </Policy>
 """
 
-CUPS_FILES = f"""{HEADER}# Spool and temporary files on tmpfs (/run), logs to the volatile journal.
+CUPS_FILES = f"""{HEADER}# Spool, temporary files and the job cache on tmpfs (/run), logs to the
+# volatile journal (cupsd's job.cache records each job while it prints; on disk it would
+# outlive the job).
 RequestRoot /run/cups/spool
 TempDir /run/cups/tmp
+CacheDir /run/cups/cache
 AccessLog syslog
 ErrorLog syslog
 PageLog syslog
@@ -200,6 +203,7 @@ PageLog syslog
 
 CUPS_TMPFILES = f"""{HEADER}d /run/cups/spool 0710 root lp -
 d /run/cups/tmp 1770 root lp -
+d /run/cups/cache 0770 root lp -
 """
 
 

@@ -66,6 +66,9 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     install_client_guard(app, cfg)
     if jobs:
         _install_jobs(app, cfg)
+        from appliance.web.booth_api import install_booth_hardware
+
+        install_booth_hardware(app, cfg)
     install_screens(app, cfg)
 
     @app.get("/healthz")
@@ -90,6 +93,9 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
 
 def shutdown_app(app: Flask) -> None:
     """Release every job and close the models: the worker's exit path (SIGTERM included)."""
+    from appliance.web.booth_api import close_booth_hardware
+
+    close_booth_hardware(app)
     manager = app.extensions.get("ephemera.jobs")
     if manager is not None:
         manager.close()

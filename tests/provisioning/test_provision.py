@@ -172,6 +172,7 @@ def test_kernel_journal_usb_and_cups_settings(provisioned: tuple[Path, Path, str
     assert "PreserveJobHistory No" in cupsd and "PreserveJobFiles No" in cupsd
     files = (root / "etc/cups/cups-files.conf").read_text()
     assert "RequestRoot /run/cups/spool" in files and "TempDir /run/cups/tmp" in files
+    assert "CacheDir /run/cups/cache" in files
 
 
 def test_no_cups_files_when_printing_is_off(tmp_path: Path) -> None:

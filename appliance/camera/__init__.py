@@ -1,0 +1,1 @@
+"""Booth cameras: one interface, sources found by the registry, each recovering by itself."""

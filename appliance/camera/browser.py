@@ -1,0 +1,38 @@
+"""The default source: the kiosk page's own camera (getUserMedia).
+
+Nothing runs on the server: the page shows its own preview and uploads the still over loopback
+like a phone's photo (POST /api/photos). The state only tells the screens to use the browser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.camera.base import CameraSource, Capture, camera_unavailable
+from appliance.camera.registry import SourcePlugin
+from appliance.secure.buffers import SecureBuffer
+
+
+class BrowserSource(CameraSource):
+    name = "browser"
+
+    def start(self) -> None:
+        self._set_state("browser")
+
+    def close(self) -> None:
+        self._set_state("stopped")
+
+    def capture(self, owner: str) -> Capture:
+        raise camera_unavailable("this booth uses the kiosk page's camera; upload the photo")
+
+    def preview_jpeg(self, owner: str) -> SecureBuffer:
+        raise camera_unavailable("this booth uses the kiosk page's camera")
+
+    def state(self) -> dict[str, Any]:
+        body = super().state()
+        body["ready"] = True
+        body["server_side"] = False
+        return body
+
+
+SOURCE = SourcePlugin("browser", "the kiosk page's own camera (default)", BrowserSource)
