@@ -326,9 +326,9 @@ const handoff = {
   id: null, secret: null,
   async enter(_data, turn) {
     stopCamera();
+    const effect = guest.effect; // kept: the wipe below forgets everything else
     await forget({ quiet: true }); // a photo taken here first is not carried over
-    guest.effect = guest.effect || booth.effects[0];
-    const effect = guest.effect;
+    guest.effect = effect;
     $("handoff-qr").replaceChildren();
     $("handoff-status").textContent = T("waiting_phone");
     const opened = await api("POST", `/ui/handoff?${langQuery()}`, {
