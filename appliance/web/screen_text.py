@@ -85,6 +85,10 @@ EFFECT_TEXT = (
     N_("A short video: the two of you turn to each other, close your eyes and kiss."),
     N_("Kiss video"),
     N_("Poster"),
+    N_("Classic monochrome"),
+    N_("Corporate grey"),
+    N_("Outdoor bokeh"),
+    N_("Warm studio"),
 )
 
 
