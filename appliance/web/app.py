@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
@@ -18,6 +18,7 @@ from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import use_memfd_secret
 from appliance.web.client_guard import install_client_guard
+from appliance.web.screens import install_screens
 
 # The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
 # (smaller) itself, before reading. Needed too for request.stream.readinto under gunicorn.
@@ -85,10 +86,7 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
         from appliance.web.booth_api import install_booth_hardware
 
         install_booth_hardware(app, cfg)
-
-    @app.get("/")
-    def kiosk() -> str:
-        return render_template("index.html", version=__version__)
+    install_screens(app, cfg)
 
     @app.get("/healthz")
     def healthz() -> Any:
