@@ -50,6 +50,11 @@ NOT_READ_YET = {
 }
 
 
+def _ascii_digits(text: str) -> bool:
+    """0-9 only: ``isdigit`` also passes "²" (which ``int`` rejects) and non-ASCII digits."""
+    return text.isascii() and text.isdigit()
+
+
 class ConfigError(ValueError):
     """A setting is wrong; the message names the key, the value and what is allowed."""
 
@@ -149,11 +154,11 @@ def _byte_size(value: Any) -> int:
         units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "K": 1 << 10, "M": 1 << 20,
                  "G": 1 << 30, "B": 1}
         for suffix, scale in units.items():
-            if text.endswith(suffix) and text[: -len(suffix)].isdigit():
+            if text.endswith(suffix) and _ascii_digits(text[: -len(suffix)]):
                 number = int(text[: -len(suffix)]) * scale
                 break
         else:
-            if not text.isdigit():
+            if not _ascii_digits(text):
                 raise ValueError("a size in bytes or with a unit, e.g. \"512MiB\"")
             number = int(text)
     else:
@@ -306,7 +311,7 @@ def _env_value(raw: str, current: Any) -> Any:
         return raw
     if isinstance(current, int):
         stripped = raw.strip()
-        return int(stripped) if stripped.lstrip("-").isdigit() else raw
+        return int(stripped) if _ascii_digits(stripped.removeprefix("-")) else raw
     if isinstance(current, tuple):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw

@@ -23,6 +23,16 @@ class UserFacingError(Exception):
         self.remedy = remedy
         self.retry_after_s = retry_after_s
 
+    def detached(self) -> UserFacingError:
+        """The same error with no traceback, cause or context.
+
+        Why: a traceback holds every frame it passed through, and those frames hold a guest's
+        pixels (views of secure buffers); an error kept on a job would pin that memory until
+        the cyclic garbage collector happened to run. Keep and re-raise this copy instead.
+        """
+        return UserFacingError(self.code, self.message, status=self.status, remedy=self.remedy,
+                               retry_after_s=self.retry_after_s)
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.remedy:

@@ -19,7 +19,7 @@ DOC_REFERENCE = re.compile(r"(?<![\w/.-])((?:\.{1,2}/)?[\w-]+(?:/[\w.-]+)*\.md)\
 
 # Lowest first; a package may import only from its own layer's foundation and lower layers.
 LAYERS = [
-    {"appliance", "config", "errors", "audit", "doctor"},
+    {"appliance", "config", "errors", "audit", "doctor", "numbers"},
     {"secure", "service"},
     {"media", "models"},
     {"vision"},

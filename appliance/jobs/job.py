@@ -69,6 +69,7 @@ class Job:
     images: list[Any] = field(default_factory=list)  # decoded inputs: views of secure buffers
     download_tokens: list[CapabilityToken] = field(default_factory=list)
     release_requested: str = ""  # a reason, set when release must wait for the running work
+    wiped: threading.Event = field(default_factory=threading.Event, repr=False)  # all released
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def move_to(self, state: JobState) -> None:

@@ -12,6 +12,7 @@ models' buffers, the encrypted blobs in the RAM store and the job's key, in that
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -25,13 +26,18 @@ from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.tokens import CapabilityToken, Session
 from appliance.models.backend import ModelProvider
 from appliance.secure.buffers import REGISTRY
-from appliance.secure.crypto import JobKey
+from appliance.secure.crypto import KEY_LABEL, JobKey
 
 log = logging.getLogger("ephemera.jobs")
 
 JobWork = Callable[[Job], None]
 DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
 FIRST_RUN_ESTIMATE_S = 5.0
+# What one session (one guest's phone or one turn at the kiosk) may hold at once, so that one
+# guest cannot fill the booth for everyone: jobs (each is one photo today) and stored bytes.
+SESSION_MAX_JOBS = 8
+SESSION_MAX_BYTES = 64 << 20
+FAILED_KEEP_S = 60  # long enough for the screen to read the error; then the slot is free
 
 
 class Store(Protocol):
@@ -93,26 +99,66 @@ class JobManager:
 
     # -- creating and running jobs ------------------------------------------------------------
 
-    def retention_seconds(self, minutes: int | None) -> int:
-        """The requested retention, or the default, never above the hard cap."""
+    def retention_seconds(self, minutes: int | None, *, operator: bool = False) -> int:
+        """The requested retention, or the default, never above the hard cap; a guest may
+        only shorten it (keeping photos longer is the operator's decision, in the config)."""
         cap = self.cfg.retention.hard_cap_minutes
+        default = self.cfg.retention.default_minutes
         if minutes is None:
-            minutes = self.cfg.retention.default_minutes
+            minutes = default
         if minutes < 1 or minutes > cap:
             raise UserFacingError("bad_retention", f"Retention must be 1 to {cap} minutes.",
                                   status=400, remedy=f"Pick a value from 1 to {cap}.")
+        if minutes > default and not operator:
+            raise UserFacingError(
+                "retention_operator_only", f"Photos are kept at most {default} minutes; only "
+                "the operator can keep them longer.", status=403,
+                remedy=f"Pick 1 to {default} minutes, or leave retention out.")
         return minutes * 60
+
+    def _next_expiry_s(self, jobs: Any, now: float) -> int:
+        """Seconds until the first of ``jobs`` expires: an honest Retry-After."""
+        due = [job.expires_at - now for job in jobs]
+        return max(1, math.ceil(min(due))) if due else 60
+
+    def _check_room(self, session: Session | None, now: float) -> None:
+        """Refuse (429) before anything is made when the booth or this session is full."""
+        limit = self.cfg.store.max_jobs
+        if len(self._jobs) >= limit:  # failed jobs count too, until they are cleared
+            retry = self._next_expiry_s(self._jobs.values(), now)
+            audit("request_refused", reason="store_full")
+            raise UserFacingError(
+                "store_full", f"The booth's memory for photos is full ({limit} jobs).",
+                status=429, retry_after_s=retry,
+                remedy=f"Try again in about {retry} seconds, when earlier photos have expired.")
+        if session is None:
+            return
+        mine = [self._jobs[j] for j in session.job_ids if j in self._jobs]
+        held = sum(self._stored_bytes(job.id) for job in mine)
+        if len(mine) >= SESSION_MAX_JOBS or held >= SESSION_MAX_BYTES:
+            retry = self._next_expiry_s(mine, now)
+            audit("request_refused", reason="session_full")
+            raise UserFacingError(
+                "session_full", f"This session already holds {len(mine)} photos, the most one "
+                "guest may keep at the booth at once.", status=429, retry_after_s=retry,
+                remedy="Delete photos you no longer need (or wait for them to expire), then "
+                       "try again.")
+
+    def _stored_bytes(self, job_id: str) -> int:
+        bytes_of = getattr(self.store, "bytes_of", None)
+        return int(bytes_of(job_id)) if bytes_of is not None else 0
 
     def create_job(self, token: str | None, kind: str, *,
                    retention_minutes: int | None = None,
-                   params: dict[str, Any] | None = None) -> tuple[Job, str | None]:
+                   params: dict[str, Any] | None = None,
+                   operator: bool = False) -> tuple[Job, str | None]:
         """Admit a job and give it a fresh key; returns (job, new session token or None).
 
         ``token`` adds the job to that session (403 when it is not valid); without one, a new
         session is made, but only once the queue and the store have room, so a refused
         request leaves no session behind. Audited: job_created and consent_given.
         """
-        keep_s = self.retention_seconds(retention_minutes)
+        keep_s = self.retention_seconds(retention_minutes, operator=operator)
         now = self.clock()
         with self._lock:
             session = self._find_session(token, now) if token else None
@@ -126,6 +172,7 @@ class JobManager:
                 raise UserFacingError("queue_full", "The booth is busy with other guests' "
                                       "photos.", status=429, retry_after_s=retry,
                                       remedy=f"Try again in about {retry} seconds.")
+            self._check_room(session, now)
             job = Job(id=new_job_id(), session_id="", kind=kind, created_at=now,
                       expires_at=now + keep_s, params=dict(params or {}))
             try:  # the store counts jobs against its max_jobs and clamps to the hard cap
@@ -183,12 +230,15 @@ class JobManager:
         with self._models_lock:
             try:
                 work(job)
+                self._release_inputs(job)
                 job.set_progress("done", 1.0)
                 job.move_to(JobState.DONE)
             except UserFacingError as exc:
+                exc.__traceback__ = None  # its frames hold the job's pixels (see _fail)
                 self._fail(job, exc)
             except Exception as exc:  # never image data in a log: the type and the job id only
                 log.error("job %s failed: %s", job.id, type(exc).__name__)
+                exc.__traceback__ = None
                 self._fail(job, UserFacingError(
                     "internal_error", "Something went wrong while making your picture.",
                     status=500, remedy="Try again; if it keeps happening, tell the operator."))
@@ -197,12 +247,26 @@ class JobManager:
         elapsed = time.monotonic() - started
         self._run_seconds = 0.7 * self._run_seconds + 0.3 * elapsed
 
+    @staticmethod
+    def _release_inputs(job: Job) -> None:
+        """A done job needs only its key (its results are encrypted in the store): the upload
+        and decoded pixels go now, not at the end of retention, and with them their share of
+        the decoded-bytes budget."""
+        job.images.clear()
+        for buffer in REGISTRY.live(job.id):
+            if buffer.label != KEY_LABEL:
+                buffer.release()
+
     def _fail(self, job: Job, error: UserFacingError) -> None:
-        """A failed job keeps only its error: its image data is wiped at once."""
+        """A failed job keeps only its error, detached from the traceback (whose frames hold
+        the job's pixels): its image data is wiped and unmapped at once, not at the next
+        garbage collection."""
         with job.lock:
-            job.error = error
+            job.error = error.detached()
             job.stage = "failed"
             job.move_to(JobState.FAILED)
+            # Its slot (it counts against store.max_jobs and the session) is freed soon.
+            job.expires_at = min(job.expires_at, self.clock() + FAILED_KEEP_S)
         audit("job_failed", job_id=job.id, reason=error.code)
         self._wipe_data(job)
 
@@ -239,15 +303,30 @@ class JobManager:
                 raise _not_found()
             return job
 
-    def job_for_download(self, job_id: str, token: str) -> Job:
-        """Spend a one-time download token of this job; 403 whatever is wrong with it."""
+    def job_for_download(self, job_id: str, token: str, *, spend: bool = True) -> Job:
+        """The job a one-time download token is for; 403 whatever is wrong with the token.
+
+        ``spend=False`` only checks it: a link opened before the result is ready, or fetched by
+        a link preview (HEAD), must still work when the guest opens it; the caller spends it
+        with ``spend_download`` once the result's bytes are about to be sent.
+        """
         now = self.clock()
         with self._lock:
             job = self._jobs.get(job_id)
             candidates = job.download_tokens if job is not None else []
-            if not any(t.redeem(token, now) for t in candidates) or job is None:
+            check = (lambda t: t.redeem(token, now)) if spend else (
+                lambda t: t.matches(token, now))
+            if not any([check(t) for t in candidates]) or job is None:
                 raise _token_invalid()
             return job
+
+    def spend_download(self, job: Job, token: str) -> None:
+        """Spend a download token of ``job`` now (its bytes go out); 403 if another request
+        spent it first (two phones racing for one QR code: one gets the picture)."""
+        now = self.clock()
+        with self._lock, job.lock:
+            if not any([t.redeem(token, now) for t in job.download_tokens]):
+                raise _token_invalid()
 
     def issue_download_token(self, job: Job) -> tuple[str, int]:
         """A one-time token for this job's result (the kiosk's QR code)."""
@@ -285,9 +364,14 @@ class JobManager:
         with self._models_lock:
             self._zeroise_models()
         job.download_tokens.clear()
+        job.wiped.set()
         event = {"expired": "job_expired"}.get(reason, "job_deleted")
         audit(event, job_id=job_id, reason=reason)
         return True
+
+    def wait_wiped(self, job: Job, timeout_s: float) -> bool:
+        """Wait until a released job's data is gone (a running job finishes its step first)."""
+        return job.wiped.wait(timeout_s)
 
     def _wipe_data(self, job: Job) -> None:
         """Buffers, stored blobs and the key of one job; each step runs even if one fails."""
@@ -339,7 +423,18 @@ class JobManager:
             for job in self._jobs.values():
                 states[job.state.value] = states.get(job.state.value, 0) + 1
             return {"jobs": len(self._jobs), "states": states, "sessions": len(self._sessions),
-                    "queue_depth": self.cfg.queue.depth}
+                    "queue_depth": self.cfg.queue.depth, "full": self.is_full()}
+
+    def is_full(self) -> bool:
+        """True while a new guest would get ``store_full`` (for /healthz)."""
+        with self._lock:
+            jobs_full = len(self._jobs) >= self.cfg.store.max_jobs
+        usage = getattr(self.store, "usage", None)
+        if usage is None:
+            return jobs_full
+        counts = usage()
+        return jobs_full or counts["bytes"] >= counts["quota_bytes"] or (
+            counts["jobs"] >= counts["max_jobs"])
 
     def worker_alive(self) -> bool:
         """Whether the job thread is running (the service's watchdog pings only while it is)."""

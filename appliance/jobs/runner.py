@@ -82,6 +82,7 @@ class EffectJobRunner:
         """Decode the upload (EXIF orientation applied, metadata dropped) into the job."""
         with upload.memoryview() as data:
             _buffer, bgr = decode_image(data, job.id, self.limits)
+        upload.release()  # the pixels are all the job needs: the file's bytes go now
         job.images.append(bgr)
 
     def _photos(self, job: Job, faces_each: int, eyes_open: bool) -> list[Photo]:

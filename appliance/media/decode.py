@@ -20,6 +20,7 @@ studio background, rather than refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import cv2
@@ -27,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.errors import UserFacingError
+from appliance.media.budget import BUDGET, DecodedBytesBudget
 from appliance.media.headers import (
     SUPPORTED,
     ImageHeader,
@@ -40,6 +42,12 @@ from appliance.secure.buffers import REGISTRY, SecureBuffer, wipe_array
 # Decoded bytes per file byte above which an oversized image is called a decompression bomb
 # rather than merely too large. Real photos compress 5-50:1; flat screenshots a few hundred.
 BOMB_RATIO = 250
+# Within the limits, a file that would expand more than this many times, into more than
+# BOMB_FLOOR_BYTES, is refused too: no camera photo does (a flat grey 12-megapixel JPEG, the
+# most compressible photo there is, expands about 190 times), while a crafted 70 KB JPEG or
+# 120 KB PNG that claims 40 megapixels costs 120 MB and a second of decoding each.
+MAX_PLAUSIBLE_RATIO = 400
+BOMB_FLOOR_BYTES = 16 << 20
 _COMPOSITE_ROWS = 256  # rows per step when compositing alpha (bounded scratch memory)
 
 
@@ -54,9 +62,15 @@ class ImageLimits:
 
 def _check_limits(header: ImageHeader, nbytes: int, limits: ImageLimits) -> None:
     pixels = header.width * header.height
+    size = f"{header.width} x {header.height}"
+    expanded = pixels * 3
+    if expanded > BOMB_FLOOR_BYTES and expanded > MAX_PLAUSIBLE_RATIO * max(nbytes, 1):
+        raise UserFacingError(
+            "decompression_bomb", f"This file claims to be {size} pixels but is only {nbytes} "
+            "bytes: no photo compresses that far.", status=413,
+            remedy="Send an ordinary photo from a camera or phone.")
     if pixels <= limits.max_pixels and max(header.width, header.height) <= limits.max_side:
         return
-    size = f"{header.width} x {header.height}"
     if pixels * 3 > BOMB_RATIO * max(nbytes, 1):
         raise UserFacingError(
             "decompression_bomb", f"This file claims to be {size} pixels but is only {nbytes} "
@@ -161,13 +175,16 @@ def _apply_orientation(stored: npt.NDArray[Any], orientation: int,
         np.copyto(out, stored)
 
 
-def decode_image(data: Any, owner: str, limits: ImageLimits | None = None
+def decode_image(data: Any, owner: str, limits: ImageLimits | None = None,
+                 budget: DecodedBytesBudget | None = None
                  ) -> tuple[SecureBuffer, npt.NDArray[Any]]:
     """Upload bytes (a secure-buffer memoryview) -> (buffer, H x W x 3 uint8 BGR view).
 
     Raises UserFacingError with one of: not_an_image, unsupported_format, truncated_image,
-    too_many_bytes, too_many_pixels, decompression_bomb, unsupported_mode. On any error every
-    secure buffer this call allocated has been released and the decoder's output wiped.
+    too_many_bytes, too_many_pixels, decompression_bomb, unsupported_mode, busy (429: the
+    decoded-bytes budget stayed full). On any error every secure buffer this call allocated
+    has been released and the decoder's output wiped. On success the decoded photo's bytes
+    stay reserved for ``owner`` in the budget until ``budget.release(owner)``.
     """
     limits = limits or ImageLimits()
     view = memoryview(data).cast("B")
@@ -179,7 +196,37 @@ def decode_image(data: Any, owner: str, limits: ImageLimits | None = None
     sniff_format(view)
     header = read_header(view)
     _check_limits(header, view.nbytes, limits)
+    cost = decode_cost(header)
+    budget = budget or BUDGET
+    budget.acquire(owner, cost)  # waits briefly for room, or 429: nothing decoded yet
+    kept = 0
+    try:
+        result = _decode(view, header, owner)
+        kept = result[0].nbytes  # the decoded photo: reserved until its buffer is released
+        result[0].on_release = partial(budget.give_back, owner, kept)
+        return result
+    finally:
+        budget.give_back(owner, cost - kept)
 
+
+def decode_cost(header: ImageHeader) -> int:
+    """The most bytes decoding this image holds at once: the decoder's own array (alpha and
+    16-bit kept), the 8-bit scratch for 16-bit input, our copy, and a rotated copy."""
+    pixels = header.width * header.height
+    channels = 4 if header.has_alpha else (1 if header.channels == 1 else 3)
+    if header.format == "jpeg":
+        channels = 3
+    sample = 2 if header.bit_depth == 16 else 1
+    cost = pixels * channels * sample + pixels * 3
+    if sample == 2:
+        cost += pixels * channels
+    if header.orientation != 1:
+        cost += pixels * 3
+    return cost
+
+
+def _decode(view: memoryview, header: ImageHeader, owner: str
+            ) -> tuple[SecureBuffer, npt.NDArray[Any]]:
     raw: npt.NDArray[Any] | None = None
     try:
         try:
@@ -214,4 +261,5 @@ def decode_image(data: Any, owner: str, limits: ImageLimits | None = None
             wipe_array(raw)
 
 
-__all__ = ["BOMB_RATIO", "ImageLimits", "decode_image", "read_header", "sniff_format"]
+__all__ = ["BOMB_RATIO", "MAX_PLAUSIBLE_RATIO", "ImageLimits", "decode_cost", "decode_image",
+           "read_header", "sniff_format"]

@@ -25,7 +25,8 @@ import ctypes
 import mmap
 import os
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -119,6 +120,7 @@ class SecureBuffer:
         if self.kind == "anonymous":
             self.locked = _libc.mlock(ctypes.c_void_p(self.address), self.capacity) == 0
         self.released = False
+        self.on_release: Callable[[], None] | None = None  # e.g. give a budget back
         # Re-entrant: a SIGTERM handler (main thread) may wipe everything while that same
         # thread is half-way through releasing this buffer; other threads wait for it.
         self._state = threading.RLock()
@@ -190,9 +192,19 @@ class SecureBuffer:
             del self._anchor
             # A caller still holding a view keeps the mapping alive; it is already zeroed, and
             # the garbage collector unmaps it when the last view goes.
-            with contextlib.suppress(BufferError):
+            try:
                 self._map.close()
+            except BufferError:
+                REGISTRY.note_lingering(self._map)
         REGISTRY.forget(self)
+        hook, self.on_release = self.on_release, None
+        if hook is not None:
+            hook()
+
+    @property
+    def unmapped(self) -> bool:
+        """True once the memory is returned to the kernel (not only wiped)."""
+        return bool(self._map.closed)
 
     def _check_live(self) -> None:
         if self.released:
@@ -217,6 +229,18 @@ class BufferRegistry:
         # have been interrupted while holding this lock (a plain Lock would deadlock there).
         self._lock = threading.RLock()
         self._live: dict[int, SecureBuffer] = {}
+        # Released (wiped) buffers whose mapping a leftover view still pins: wiped, but still
+        # mapped (and, for memfd_secret, still locked) until that view goes. Should stay empty.
+        self._lingering: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+
+    def note_lingering(self, mapping: mmap.mmap) -> None:
+        with self._lock:
+            self._lingering.add(mapping)
+
+    def lingering(self) -> int:
+        """How many released buffers are still mapped because something holds a view."""
+        with self._lock:
+            return sum(1 for mapping in self._lingering if not mapping.closed)
 
     def allocate(self, nbytes: int, owner: str = "", label: str = "") -> SecureBuffer:
         buffer = SecureBuffer(nbytes, owner=owner, label=label)
@@ -262,6 +286,7 @@ class BufferRegistry:
             "bytes": sum(b.capacity for b in buffers),
             "unlocked": sum(1 for b in buffers if not b.locked),
             "memfd_secret": sum(1 for b in buffers if b.kind == "memfd_secret"),
+            "lingering": self.lingering(),
         }
 
     def __iter__(self) -> Iterator[SecureBuffer]:

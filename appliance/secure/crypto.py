@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from appliance.secure.buffers import REGISTRY, SecureBuffer
 
+KEY_LABEL = "job-key"  # the label of a job key's secure buffer
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -70,7 +72,7 @@ class JobKey:
 
     @classmethod
     def generate(cls, owner: str) -> JobKey:
-        buffer = REGISTRY.allocate(KEY_BYTES, owner=owner, label="job-key")
+        buffer = REGISTRY.allocate(KEY_BYTES, owner=owner, label=KEY_LABEL)
         try:
             _fill_random(buffer, KEY_BYTES)
         except BaseException:

@@ -21,6 +21,7 @@ Why each choice (P1, P2, P8 in docs/PRIVACY.md):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import stat
@@ -164,8 +165,9 @@ class RamStore:
         return job
 
     def _full(self, why: str, now: float) -> UserFacingError:
+        # The truth: when the first held job expires (no cap that would promise too early).
         due = [job.expires_at - now for job in self._jobs.values()]
-        retry = int(min(max(min(due, default=60.0), 5.0), 300.0))
+        retry = max(1, math.ceil(min(due))) if due else 60
         return UserFacingError(
             "store_full", f"The booth's memory for photos is full ({why}).", status=429,
             remedy=f"Try again in about {retry} seconds, when earlier photos have been deleted.",
@@ -194,6 +196,12 @@ class RamStore:
                 "quota_bytes": self.quota_bytes,
                 "max_jobs": self.max_jobs,
             }
+
+    def bytes_of(self, job_id: str) -> int:
+        """Bytes one job's blobs take (for per-session quotas)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return 0 if job is None else job.nbytes
 
     def job_ids(self) -> list[str]:
         with self._lock:

@@ -21,11 +21,14 @@ from appliance.effects.registry import get_effect
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager
+from appliance.numbers import parse_ascii_int
 from appliance.web.delivery import SecureBody
+from appliance.web.guarded_worker import client_gone
 from appliance.web.upload import check_upload_headers, read_body
 
 CONSENT_HEADER = "X-Ephemera-Consent"
 CONSENT_VALUE = "adults-consenting"
+DELETE_WAIT_S = 5.0  # how long DELETE waits for a running job's wipe before answering 202
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -54,10 +57,7 @@ def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise UserFacingError(f"bad_{name}", f"'{name}' must be a whole number from {low} to "
-                              f"{high}.", status=400, remedy=f"Send {name}={low}..{high}.")
-    return int(raw)
+    return parse_ascii_int(raw, name, low, high)
 
 
 def _require_consent() -> None:
@@ -96,6 +96,11 @@ def create_job() -> Any:
                                                    status=500),
                               new_session=new_token is not None)
         raise
+    if client_gone(request.environ):  # nobody would ever get this job's token: drop it now
+        manager.fail_received(job, UserFacingError("client_gone", "The upload's connection "
+                                                   "closed.", status=400),
+                              new_session=new_token is not None)
+        return Response(status=204)
     manager.enqueue(job, runner.work)
     body: dict[str, Any] = {
         "job_id": job.id,
@@ -119,25 +124,37 @@ def job_status(job_id: str) -> Any:
 
 def _result_job(job_id: str) -> Job:
     download = request.args.get("download")
-    if download:
-        return _manager().job_for_download(job_id, download)
+    if download:  # checked here, spent only when the bytes go out (see job_result)
+        return _manager().job_for_download(job_id, download, spend=False)
     return _manager().job_for_session(job_id, _bearer())
 
 
 @api.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Any:
-    """Decrypt into a secure buffer and stream it; the buffer is wiped when the response ends."""
+    """Decrypt into a secure buffer and stream it; the buffer is wiped when the response ends.
+
+    A one-time download token is spent only by a GET that sends the picture: a 409 while the
+    job runs, a HEAD (a phone's link preview) or an error leaves it valid.
+    """
     job = _result_job(job_id)
+    download = request.args.get("download")
     store = current_app.extensions["ephemera.store"]
     with job.lock:
         if job.state is JobState.FAILED and job.error is not None:
-            raise job.error
+            raise job.error.detached()  # the kept error stays free of request frames
         if job.state is not JobState.DONE or job.result is None:
             raise UserFacingError("not_ready", "The picture is not ready yet.", status=409,
                                   retry_after_s=1, remedy="Poll the job's status_url until "
                                   "its state is 'done'.")
-        plaintext = store.get(job.id, job.result.name, job.key)
         content_type = job.result.content_type
+        if request.method == "HEAD":
+            response = Response(status=200, mimetype=content_type)
+            response.headers["Content-Length"] = str(job.result.nbytes)
+            response.headers["Referrer-Policy"] = "no-referrer"
+            return response
+        if download:
+            _manager().spend_download(job, download)
+        plaintext = store.get(job.id, job.result.name, job.key)
     body = SecureBody(plaintext)
     response = Response(body, status=200, mimetype=content_type, direct_passthrough=True)
     response.headers["Content-Length"] = str(len(body))
@@ -164,4 +181,9 @@ def delete_job(job_id: str) -> Any:
     manager = _manager()
     job = manager.job_for_session(job_id, _bearer())
     manager.release_job(job.id, "deleted")
-    return jsonify({"job_id": job.id, "deleted": True})
+    # Answer "deleted" only once it is true; a running job is wiped when its step ends.
+    if manager.wait_wiped(job, DELETE_WAIT_S):
+        return jsonify({"job_id": job.id, "deleted": True})
+    response = jsonify({"job_id": job.id, "deleted": False, "state": "deleting"})
+    response.status_code = 202
+    return response

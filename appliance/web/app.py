@@ -23,6 +23,23 @@ from appliance.web.client_guard import install_client_guard
 # (smaller) itself, before reading. Needed too for request.stream.readinto under gunicorn.
 MAX_CONTENT_LENGTH = 40 << 20
 
+# Sent with every answer (pages, API, errors): nothing of the booth may be framed, sniffed,
+# cached, leak a URL with a token through Referer, or reach a camera or microphone except
+# from the booth's own pages. Screens load their scripts and styles from the booth only.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+                               "media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=(), payment=(), usb=(), "
+                          "interest-cohort=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
 
 def error_response(error: UserFacingError) -> Any:
     response = jsonify(error.to_json())
@@ -69,7 +86,21 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> Any:
-        return jsonify(status="ok", version=__version__, mode=cfg.mode)
+        """"ok" or "not ok", nothing more: any client may ask, and the version and mode would
+        tell an attacker what to try. Details belong on the operator's pages. "not ok" (503)
+        while the booth cannot take another guest's photo (the store is full)."""
+        manager = app.extensions.get("ephemera.jobs")
+        if manager is not None and manager.is_full():
+            response = jsonify(status="not ok")
+            response.status_code = 503
+            return response
+        return jsonify(status="ok")
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     @app.errorhandler(UserFacingError)
     def user_facing(error: UserFacingError) -> Any:

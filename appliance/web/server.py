@@ -63,6 +63,7 @@ def _post_worker_init(worker: Any) -> None:
 
     manager = worker.wsgi.extensions.get("ephemera.jobs")
     install_shutdown_wipe(*([manager.release_all] if manager is not None else []))
+    _sweep_dead_workers_blobs(worker)
     install_journal_audit()
     if manager is not None and _NOTIFIER is not None:
         from appliance.service.monitor import ServiceMonitor, open_all_models
@@ -70,6 +71,22 @@ def _post_worker_init(worker: Any) -> None:
         models = worker.wsgi.extensions["ephemera.models"]
         worker.wsgi.extensions["ephemera.monitor"] = ServiceMonitor(
             _NOTIFIER, manager, open_all_models(models)).start()
+
+
+def _sweep_dead_workers_blobs(worker: Any) -> None:
+    """A new worker owns no job yet, so every blob in the store is an earlier worker's.
+
+    The arbiter starts a new worker after one was killed (kill -9, the OOM killer): that
+    worker's blobs are unreadable (their keys died with it) but would fill the store for
+    everyone until the next full start. The one worker owns the store, so sweeping here, before
+    it serves anything, never touches a live job.
+    """
+    store = worker.wsgi.extensions.get("ephemera.store")
+    if store is None:
+        return
+    swept = int(store.sweep_leftovers())
+    if swept:
+        log.warning("removed %d item(s) a previous worker left in the RAM store", swept)
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:
@@ -92,7 +109,10 @@ def gunicorn_options(cfg: Config) -> dict[str, Any]:
         "bind": [f"127.0.0.1:{cfg.kiosk.port}"],
         "workers": 1,
         "threads": 4,
-        "worker_class": "gthread",
+        # gthread whose event loop reads request heads and bodies under deadlines, a minimum
+        # rate and a memory budget: slow clients never hold a thread (docs/SERVING.md).
+        "worker_class": "appliance.web.guarded_worker.GuardedThreadWorker",
+        "worker_connections": 256,
         "accesslog": None,  # an access log would record tokens in URLs (?download=...)
         "errorlog": "-",
         "loglevel": "info",

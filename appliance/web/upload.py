@@ -15,6 +15,7 @@ from flask import Request
 
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import REGISTRY, SecureBuffer
+from appliance.web.guarded_worker import adopt_request_body
 
 ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/webp")
 READ_STEP = 1 << 20  # bounded reads: each step's transient copy in gunicorn stays small
@@ -48,8 +49,12 @@ def read_body(request: Request, length: int, owner: str) -> SecureBuffer:
     """Read exactly ``length`` bytes into a new secure buffer of ``owner``.
 
     A body that ends early is a truncated upload (400); the buffer is released before raising,
-    so nothing of a refused upload survives.
+    so nothing of a refused upload survives. Under the booth's server the body is already in a
+    secure buffer (read there by the event loop): the job adopts it, no copy is made.
     """
+    adopted = adopt_request_body(request.environ, length, owner)
+    if adopted is not None:
+        return adopted
     buffer = REGISTRY.allocate(length, owner=owner, label="upload")
     view = buffer.memoryview()
     received = 0

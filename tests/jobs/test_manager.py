@@ -219,6 +219,75 @@ def test_retention_expires_jobs_and_sessions(manager: tuple[JobManager, RamStore
     assert info.value.status == 403
 
 
+def test_checking_a_download_token_does_not_spend_it(
+        manager: tuple[JobManager, RamStore, Clock]) -> None:
+    jobs = manager[0]
+    job, _token = jobs.create_job(None, "faces")
+    download, _ttl = jobs.issue_download_token(job)
+    for _ in range(3):  # a link preview, an early scan, a retry: all leave it valid
+        assert jobs.job_for_download(job.id, download, spend=False) is job
+    jobs.spend_download(job, download)
+    with pytest.raises(UserFacingError) as caught:
+        jobs.spend_download(job, download)  # the second phone of a race
+    assert (caught.value.code, caught.value.status) == ("token_invalid", 403)
+    with pytest.raises(UserFacingError):
+        jobs.job_for_download(job.id, download, spend=False)
+
+
+def test_one_session_cannot_fill_the_booth(store_dir: Path) -> None:
+    from appliance.jobs.manager import SESSION_MAX_JOBS
+    jobs, _store, _clock = make(store_dir, depth=32)  # the queue is not what stops it here
+    _job, token = jobs.create_job(None, "faces")
+    for _ in range(SESSION_MAX_JOBS - 1):
+        jobs.create_job(token, "faces")
+    with pytest.raises(UserFacingError) as info:
+        jobs.create_job(token, "faces")
+    assert (info.value.code, info.value.status) == ("session_full", 429)
+    # Retry-After is when this session's first photo really expires (15 minutes).
+    assert info.value.retry_after_s == 15 * 60
+    other, _other_token = jobs.create_job(None, "faces")  # everyone else still gets in
+    assert other.state is JobState.QUEUED
+    jobs.close()
+
+
+def test_only_the_operator_keeps_photos_longer_than_the_default(
+        manager: tuple[JobManager, RamStore, Clock]) -> None:
+    jobs, _store, clock = manager
+    with pytest.raises(UserFacingError) as info:
+        jobs.create_job(None, "faces", retention_minutes=1440)
+    assert (info.value.code, info.value.status) == ("retention_operator_only", 403)
+    job, _token = jobs.create_job(None, "faces", retention_minutes=1440, operator=True)
+    assert job.expires_at == clock.now + 1440 * 60
+
+
+def test_failed_jobs_count_against_the_store_and_are_cleared_soon(store_dir: Path) -> None:
+    from appliance.jobs.manager import FAILED_KEEP_S
+    cfg_jobs = 3
+    cfg = load_config(env={"EPHEMERA_STORE_PATH": str(store_dir),
+                           "EPHEMERA_STORE_MAX_JOBS": str(cfg_jobs)})
+    clock = Clock()
+    store = RamStore(cfg.store.path, cfg.store.quota_bytes, cfg.store.max_jobs, clock=clock)
+    jobs = JobManager(cfg, store, ModelSet(cfg), clock=clock, sweep_interval_s=None)
+    try:
+        def fail(job: Job) -> None:
+            raise UserFacingError("no_face", "No face.", status=422)
+
+        for _ in range(cfg_jobs):
+            job, _token = jobs.create_job(None, "faces")
+            jobs.enqueue(job, fail)
+            wait_state(jobs, job, JobState.FAILED)
+        assert jobs.is_full()
+        with pytest.raises(UserFacingError) as info:
+            jobs.create_job(None, "faces")
+        assert info.value.code == "store_full" and info.value.retry_after_s == FAILED_KEEP_S
+        clock.now += FAILED_KEEP_S
+        assert jobs.sweep_expired() == cfg_jobs
+        assert not jobs.is_full()
+        jobs.create_job(None, "faces")
+    finally:
+        jobs.close()
+
+
 def test_the_sweep_thread_releases_on_time_and_survives_a_failing_sweep(
         store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The one retention mechanism running on its own: no caller drives it."""

@@ -5,7 +5,6 @@ canaries those bad uploads carried."""
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,22 +102,28 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
                            b"5\r\nhello\r\n0\r\n\r\n")
         assert " 411 " in text.splitlines()[0] and "length_required" in text, text[:300]
 
-        # The queue (depth 1) is full while one upload is still arriving.
+        # An upload that is still arriving holds no queue place, thread or job: the serving
+        # layer reads it; another upload is answered meanwhile.
         _, held = raw_post(service.port, {"Content-Type": "image/png",
                                           "Content-Length": str(len(canary_png)),
                                           **svc.CONSENT}, canary_png[:1000], keep_open=True)
         assert held is not None
-        # The held upload is admitted (and blocks reading its body) before this one is sent,
-        # or this one gets in first: retry briefly rather than race.
-        sent = 0
+        expect(service.upload(b"GIF89a" + bytes(200), "image/png"), 415, "unsupported_format")
+        held.close()  # an upload that stops early: dropped before the application sees it
+        # The queue (depth 1) is full while a job runs: retry briefly rather than race.
         busy = svc.Reply(0, {}, b"")
-        while busy.status != 429 and sent < 50:
-            time.sleep(0.1)
+        for _attempt in range(20):
+            running = service.upload(encode(no_face(canaries[1]), ".png"), "image/png")
+            assert running.status == 202, running.body
             busy = service.upload(b"GIF89a-never-read", "image/png")  # refused before its body
-            sent += 1
+            job, token = running.json()["job_id"], running.json()["session_token"]
+            service.wait_for_job(job, token)
+            assert service.request("DELETE", f"/api/jobs/{job}",
+                                   headers={"Authorization": f"Bearer {token}"}).status == 200
+            if busy.status == 429:
+                break
         body = expect(busy, 429, "queue_full")
         assert body["retry_after_s"] >= 1 and busy.headers["retry-after"]
-        held.close()  # an upload that stops early: refused and released
 
         failed_job(service, encode(no_face(canaries[1]), ".png"), "no_face")
         failed_job(service, encode(two_faces(), ".png"), "too_many_faces")

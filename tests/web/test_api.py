@@ -108,3 +108,71 @@ def test_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Flask,
     assert app.extensions["ephemera.store"].job_ids() == []
     assert app.extensions["ephemera.jobs"].stats()["jobs"] == 0
     assert app.extensions["ephemera.jobs"].stats()["sessions"] == 0  # no orphan sessions
+
+
+@pytest.mark.needs_models
+def test_a_download_link_is_spent_only_when_the_picture_is_sent(
+        client: FlaskClient, app: Flask, astronaut_bgr: npt.NDArray[np.uint8],
+        consent_headers: dict[str, str]) -> None:
+    manager = app.extensions["ephemera.jobs"]
+    with manager._models_lock:  # the worker cannot finish the job while this is held
+        reply = client.post("/api/jobs", data=encode(astronaut_bgr, ".jpg"),
+                            headers={**consent_headers, "Content-Type": "image/jpeg"})
+        assert reply.status_code == 202, reply.json
+        body = reply.json
+        auth = {"Authorization": f"Bearer {body['session_token']}"}
+        url = client.post(f"/api/jobs/{body['job_id']}/download-token",
+                          headers=auth).json["download_url"]
+        early = client.get(url)  # the QR code scanned before the picture is ready
+        assert early.status_code == 409 and early.json["error"] == "not_ready"
+    for _ in range(600):
+        if client.get(body["status_url"], headers=auth).json["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    preview = client.head(url)  # a phone's link preview
+    assert preview.status_code == 200 and preview.data == b""
+    assert int(preview.headers["Content-Length"]) > 0
+    result = client.get(url)
+    assert result.status_code == 200 and result.data[:3] == b"\xff\xd8\xff"
+    assert client.get(url).status_code == 403
+
+
+@pytest.mark.needs_models
+def test_delete_answers_deleted_only_after_the_wipe(
+        client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch,
+        astronaut_bgr: npt.NDArray[np.uint8], consent_headers: dict[str, str]) -> None:
+    from appliance.secure.buffers import REGISTRY
+    from appliance.web import api as api_module
+    monkeypatch.setattr(api_module, "DELETE_WAIT_S", 0.5)
+    manager = app.extensions["ephemera.jobs"]
+    with manager._models_lock:  # the job is running and cannot finish yet
+        reply = client.post("/api/jobs", data=encode(astronaut_bgr, ".jpg"),
+                            headers={**consent_headers, "Content-Type": "image/jpeg"})
+        body = reply.json
+        auth = {"Authorization": f"Bearer {body['session_token']}"}
+        for _ in range(600):  # running (waiting for the models), not queued: a queued job's
+            # release would wait for this very lock
+            if client.get(body["status_url"], headers=auth).json["state"] == "running":
+                break
+            time.sleep(0.05)
+        deleting = client.delete(f"/api/jobs/{body['job_id']}", headers=auth)
+        assert deleting.status_code == 202
+        assert deleting.json == {"job_id": body["job_id"], "deleted": False,
+                                 "state": "deleting"}
+    for _ in range(600):
+        if not REGISTRY.live(body["job_id"]):
+            break
+        time.sleep(0.05)
+    assert client.get(body["status_url"], headers=auth).status_code == 404
+    # A job that is not running: "deleted" means its buffers are already gone.
+    reply = client.post("/api/jobs", data=encode(astronaut_bgr, ".jpg"),
+                        headers={**consent_headers, "Content-Type": "image/jpeg"})
+    body = reply.json
+    auth = {"Authorization": f"Bearer {body['session_token']}"}
+    for _ in range(600):
+        if client.get(body["status_url"], headers=auth).json["state"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    deleted = client.delete(f"/api/jobs/{body['job_id']}", headers=auth)
+    assert deleted.json == {"job_id": body["job_id"], "deleted": True}
+    assert REGISTRY.live(body["job_id"]) == []
