@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := chromium strace iproute2 libsystemd-dev pkg-config systemd nftables dnsmasq-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: booth test system-deps lint typecheck pytest models clean
+.PHONY: booth test system-deps lint typecheck pytest models gallery clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ pytest: $(VENV)/.dev models
 	$(PY) -m pytest -q
 
 test: system-deps $(VENV)/.dev lint pytest
+
+# Every effect on scikit-image's sample faces as an HTML page in a tmpfs folder, to look at.
+gallery: $(VENV)/.dev models
+	PYTHONPATH=. $(PY) tools/gallery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ LOGGER_NAME = "ephemera.audit"
 EVENTS = frozenset({
     "job_created", "consent_given", "job_deleted", "job_expired", "store_purged",
     "request_refused", "job_failed",
+    "photo_received", "photo_deleted", "photo_expired", "session_deleted",
 })
 RING_SIZE = 1000
 MAX_TEXT = 200  # a reason or an id, never a payload

@@ -21,6 +21,7 @@ VERB_MODULES: list[str] = [
     "appliance.secure.purge_cli",
     "appliance.secure.pin_cli",
     "appliance.vision.cli_detect",
+    "appliance.jobs.run_cli",
 ]
 
 DESCRIPTION = """\
@@ -30,6 +31,8 @@ Guests' photos live only in RAM, encrypted, and are wiped seconds after they are
 Common tasks:
   ephemera serve            start the booth (kiosk on http://127.0.0.1:8080)
   ephemera doctor           check this machine: one line per check, with the fix
+  ephemera run EFFECT --photo PATH --out /dev/shm/DIR
+                            try an effect on a photo (ephemera run --help lists them)
   ephemera config           show the effective configuration and where it came from
 """
 

@@ -15,13 +15,15 @@ class UserFacingError(Exception):
     """A problem the person in front of the booth can understand and act on."""
 
     def __init__(self, code: str, message: str, *, status: int = 400, remedy: str = "",
-                 retry_after_s: int | None = None) -> None:
+                 retry_after_s: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.remedy = remedy
         self.retry_after_s = retry_after_s
+        self.headers = dict(headers or {})  # e.g. Content-Range on a 416
 
     def detached(self) -> UserFacingError:
         """The same error with no traceback, cause or context.

@@ -51,6 +51,21 @@ class ResultInfo:
 
 
 @dataclass
+class OutputInfo:
+    """One output of an effect job: listed from the start, ``ready`` once it is in the store."""
+
+    name: str
+    media_type: str
+    title: str = ""
+    ready: bool = False
+    nbytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "media_type": self.media_type, "title": self.title,
+                "ready": self.ready, "bytes": self.nbytes}
+
+
+@dataclass
 class Job:
     """A guest job. ``key`` is the job's AES key (appliance.secure.crypto.JobKey)."""
 
@@ -67,6 +82,8 @@ class Job:
     result: ResultInfo | None = None
     params: dict[str, Any] = field(default_factory=dict)
     images: list[Any] = field(default_factory=list)  # decoded inputs: views of secure buffers
+    photo_ids: list[str] = field(default_factory=list)  # the session's photos, in order
+    outputs: dict[str, OutputInfo] = field(default_factory=dict)  # in the effect's order
     download_tokens: list[CapabilityToken] = field(default_factory=list)
     release_requested: str = ""  # a reason, set when release must wait for the running work
     wiped: threading.Event = field(default_factory=threading.Event, repr=False)  # all released
@@ -102,4 +119,21 @@ class Job:
             if self.result is not None:
                 body["result"] = {"content_type": self.result.content_type,
                                   "bytes": self.result.nbytes, **self.result.details}
+            if self.photo_ids or self.outputs:
+                body["effect"] = self.kind
+                body["photos"] = list(self.photo_ids)
+                body["params"] = dict(self.params)
+                body["outputs"] = [output.to_json() for output in self.outputs.values()]
             return body
+
+    def output(self, name: str) -> OutputInfo | None:
+        with self.lock:
+            return self.outputs.get(name)
+
+    def mark_ready(self, name: str, media_type: str, nbytes: int) -> None:
+        """An output is in the store: list it as ready (adding it if the effect named it late)."""
+        with self.lock:
+            info = self.outputs.get(name)
+            if info is None:
+                info = self.outputs[name] = OutputInfo(name, media_type)
+            info.media_type, info.nbytes, info.ready = media_type, nbytes, True

@@ -11,18 +11,20 @@ models' buffers, the encrypted blobs in the RAM store and the job's key, in that
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from appliance.audit import audit
 from appliance.config import RETENTION_SWEEP_INTERVAL_S, Config
 from appliance.errors import UserFacingError
 from appliance.jobs.job import Job, JobState, new_job_id
+from appliance.jobs.photos import StoredPhoto, new_photo_id, photo_gone, release_photo_data
 from appliance.jobs.tokens import CapabilityToken, Session
 from appliance.models.backend import ModelProvider
 from appliance.secure.buffers import REGISTRY
@@ -57,6 +59,17 @@ def _not_found() -> UserFacingError:
                            remedy="Start again with a new photo.")
 
 
+def _photo_not_found() -> UserFacingError:
+    return UserFacingError("photo_not_found", "There is no such photo for this session. It may "
+                           "have expired or been deleted.", status=404,
+                           remedy="Take or upload the photo again.")
+
+
+def token_required() -> UserFacingError:
+    return UserFacingError("token_required", "This needs the session token.", status=401,
+                           remedy="Send it as 'Authorization: Bearer <session_token>'.")
+
+
 def _token_invalid() -> UserFacingError:
     return UserFacingError("token_invalid", "This session or download link is not valid any "
                            "more: it expired, was used already, or never existed.", status=403,
@@ -77,6 +90,7 @@ class JobManager:
         self._models_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._sessions: dict[str, Session] = {}
+        self._photos: dict[str, StoredPhoto] = {}
         self._work: dict[str, JobWork] = {}
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._run_seconds = FIRST_RUN_ESTIMATE_S
@@ -96,6 +110,139 @@ class JobManager:
             if session.token.matches(token, now):
                 found = session
         return found
+
+    def _new_session(self, now: float) -> tuple[Session, str]:
+        """A fresh session (call with the lock held); returns it and its secret token."""
+        secret, capability = CapabilityToken.issue(
+            now + self.cfg.retention.default_minutes * 60)
+        session = Session(new_job_id(), capability)
+        self._sessions[session.id] = session
+        return session, secret
+
+    def _session_or_raise(self, token: str | None, now: float) -> Session:
+        if not token:
+            raise token_required()
+        session = self._find_session(token, now)
+        if session is None:
+            raise _token_invalid()
+        return session
+
+    def _drop_if_unused(self, session_id: str) -> None:
+        """Forget a session made for a request that was refused (its token was never sent)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is not None and session.empty:
+                del self._sessions[session_id]
+
+    # -- photos -------------------------------------------------------------------------------
+
+    def create_photo(self, token: str | None, *,
+                     retention_minutes: int | None = None) -> tuple[StoredPhoto, str | None]:
+        """Admit a photo into a session (a new one without ``token``) and give it a key.
+
+        The photo is not usable until ``photo_received``; a refused upload goes through
+        ``fail_photo``. Audited: photo_received and consent_given.
+        """
+        keep_s = self.retention_seconds(retention_minutes)
+        now = self.clock()
+        with self._lock:
+            session = self._find_session(token, now) if token else None
+            if token and session is None:
+                raise _token_invalid()
+            photo = StoredPhoto(id=new_photo_id(), session_id="", created_at=now,
+                                expires_at=now + keep_s)
+            try:  # the store counts photos, like jobs, against its max_jobs
+                photo.expires_at = self.store.register_job(photo.id, created=now,
+                                                           expires_at=photo.expires_at)
+            except UserFacingError as exc:
+                audit("request_refused", reason=exc.code)
+                raise
+            secret = None
+            if session is None:
+                session, secret = self._new_session(now)
+            photo.session_id = session.id
+            try:
+                photo.key = JobKey.generate(owner=photo.id)
+            except BaseException:
+                self.store.delete_job(photo.id)
+                raise
+            self._photos[photo.id] = photo
+            session.photo_ids.add(photo.id)
+            session.extend_to(photo.expires_at)
+        audit("photo_received", photo_id=photo.id, retention_s=keep_s)
+        audit("consent_given", photo_id=photo.id, attestation="adults-consenting")
+        return photo, secret
+
+    @contextlib.contextmanager
+    def models_in_use(self) -> Iterator[None]:
+        """Run face analysis outside the worker: one user of the models at a time, zeroised
+        after (an upload's gating waits for the running job, and the other way round)."""
+        with self._models_lock:
+            try:
+                yield
+            finally:
+                self._zeroise_models()
+
+    def photo_received(self, photo: StoredPhoto) -> None:
+        """The photo is decoded, gated and stored: usable by jobs from now on. If its session
+        was deleted meanwhile, what the upload stored is wiped and the upload is refused."""
+        with self._lock:
+            if self._photos.get(photo.id) is photo:
+                photo.ready = True
+                return
+        release_photo_data(photo, self.store)
+        raise _photo_not_found()
+
+    def fail_photo(self, photo: StoredPhoto, error: UserFacingError, *,
+                   new_session: bool = False) -> None:
+        """The upload was refused (bad file, a gate): nothing of it stays."""
+        audit("request_refused", photo_id=photo.id, reason=error.code)
+        self.release_photo(photo.id, "refused")
+        release_photo_data(photo, self.store)  # again: a store entry made after a release
+        if new_session:
+            self._drop_if_unused(photo.session_id)
+
+    def photo_for_session(self, photo_id: str, token: str | None) -> StoredPhoto:
+        """The photo if ``token`` is its session's; 401/403/404 otherwise (404 also for
+        another session's photo: nobody learns whether a photo exists)."""
+        with self._lock:
+            session = self._session_or_raise(token, self.clock())
+            photo = self._photos.get(photo_id)
+            if photo is None or photo.session_id != session.id or not photo.ready:
+                raise _photo_not_found()
+            return photo
+
+    def photo(self, photo_id: str) -> StoredPhoto | None:
+        """The worker's look-up of a job's photo (the job's session was checked at creation)."""
+        with self._lock:
+            photo = self._photos.get(photo_id)
+            return photo if photo is not None and photo.ready else None
+
+    def release_photo(self, photo_id: str, reason: str = "deleted") -> bool:
+        """Wipe a photo: meshes, stored pixels, key. Jobs already running keep their own copy."""
+        with self._lock:
+            photo = self._photos.pop(photo_id, None)
+            if photo is None:
+                return False
+            session = self._sessions.get(photo.session_id)
+            if session is not None:
+                session.photo_ids.discard(photo_id)
+        release_photo_data(photo, self.store)
+        event = {"expired": "photo_expired"}.get(reason, "photo_deleted")
+        audit(event, photo_id=photo_id, reason=reason)
+        return True
+
+    def release_session(self, token: str | None) -> dict[str, int]:
+        """Everything of one session now (the kiosk's idle reset); its token stops working."""
+        with self._lock:
+            session = self._session_or_raise(token, self.clock())
+            del self._sessions[session.id]
+            job_ids, photo_ids = list(session.job_ids), list(session.photo_ids)
+        jobs = sum(1 for job_id in job_ids if self.release_job(job_id, "session_deleted"))
+        photos = sum(1 for photo_id in photo_ids
+                     if self.release_photo(photo_id, "session_deleted"))
+        audit("session_deleted", jobs=jobs, photos=photos)
+        return {"jobs": jobs, "photos": photos}
 
     # -- creating and running jobs ------------------------------------------------------------
 
@@ -151,12 +298,15 @@ class JobManager:
     def create_job(self, token: str | None, kind: str, *,
                    retention_minutes: int | None = None,
                    params: dict[str, Any] | None = None,
-                   operator: bool = False) -> tuple[Job, str | None]:
+                   operator: bool = False,
+                   photo_ids: list[str] | None = None) -> tuple[Job, str | None]:
         """Admit a job and give it a fresh key; returns (job, new session token or None).
 
         ``token`` adds the job to that session (403 when it is not valid); without one, a new
         session is made, but only once the queue and the store have room, so a refused
-        request leaves no session behind. Audited: job_created and consent_given.
+        request leaves no session behind. ``photo_ids`` (an effect job) must name ready photos
+        of that session (404 ``photo_not_found`` otherwise, whoever's they are). Audited:
+        job_created, and consent_given unless the job's photos carried it.
         """
         keep_s = self.retention_seconds(retention_minutes, operator=operator)
         now = self.clock()
@@ -164,6 +314,13 @@ class JobManager:
             session = self._find_session(token, now) if token else None
             if token and session is None:
                 raise _token_invalid()
+            if photo_ids is not None:
+                if session is None:
+                    raise token_required()
+                for index, photo_id in enumerate(photo_ids):
+                    photo = self._photos.get(photo_id)
+                    if photo is None or photo.session_id != session.id or not photo.ready:
+                        raise photo_gone(index)
             waiting = sum(1 for j in self._jobs.values()
                           if j.state in (JobState.QUEUED, JobState.RUNNING))
             if waiting >= self.cfg.queue.depth:
@@ -174,7 +331,8 @@ class JobManager:
                                       remedy=f"Try again in about {retry} seconds.")
             self._check_room(session, now)
             job = Job(id=new_job_id(), session_id="", kind=kind, created_at=now,
-                      expires_at=now + keep_s, params=dict(params or {}))
+                      expires_at=now + keep_s, params=dict(params or {}),
+                      photo_ids=list(photo_ids or []))
             try:  # the store counts jobs against its max_jobs and clamps to the hard cap
                 job.expires_at = self.store.register_job(job.id, created=now,
                                                          expires_at=job.expires_at)
@@ -183,10 +341,7 @@ class JobManager:
                 raise
             secret = None
             if session is None:
-                secret, capability = CapabilityToken.issue(
-                    now + self.cfg.retention.default_minutes * 60)
-                session = Session(new_job_id(), capability)
-                self._sessions[session.id] = session
+                session, secret = self._new_session(now)
             job.session_id = session.id
             try:
                 job.key = JobKey.generate(owner=job.id)
@@ -197,7 +352,8 @@ class JobManager:
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
         audit("job_created", job_id=job.id, kind=kind, retention_s=keep_s)
-        audit("consent_given", job_id=job.id, attestation="adults-consenting")
+        if photo_ids is None:  # an effect job's consent was given with each of its photos
+            audit("consent_given", job_id=job.id, attestation="adults-consenting")
         return job, secret
 
     def enqueue(self, job: Job, work: JobWork) -> None:
@@ -267,6 +423,8 @@ class JobManager:
             job.move_to(JobState.FAILED)
             # Its slot (it counts against store.max_jobs and the session) is freed soon.
             job.expires_at = min(job.expires_at, self.clock() + FAILED_KEEP_S)
+            for output in job.outputs.values():  # wiped below with the rest of the job
+                output.ready, output.nbytes = False, 0
         audit("job_failed", job_id=job.id, reason=error.code)
         self._wipe_data(job)
 
@@ -280,24 +438,15 @@ class JobManager:
         audit("request_refused", job_id=job.id, reason=error.code)
         self.release_job(job.id, "refused")
         if new_session:
-            with self._lock:
-                session = self._sessions.get(job.session_id)
-                if session is not None and not session.job_ids:
-                    del self._sessions[job.session_id]
+            self._drop_if_unused(job.session_id)
 
     # -- access -----------------------------------------------------------------------------
 
     def job_for_session(self, job_id: str, token: str | None) -> Job:
         """The job if ``token`` is its session's token; 401/403/404 otherwise."""
-        if not token:
-            raise UserFacingError("token_required", "This needs the session token.",
-                                  status=401, remedy="Send it as 'Authorization: Bearer "
-                                  "<session_token>'.")
         now = self.clock()
         with self._lock:
-            session = self._find_session(token, now)
-            if session is None:
-                raise _token_invalid()
+            session = self._session_or_raise(token, now)
             job = self._jobs.get(job_id)
             if job is None or job.session_id != session.id or job.state is JobState.RELEASED:
                 raise _not_found()
@@ -392,20 +541,30 @@ class JobManager:
             log.error("zeroising the models failed: %s", type(exc).__name__)
 
     def release_all(self, reason: str = "shutdown") -> int:
-        """Release every job (shutdown, purge); returns how many were released."""
+        """Release every job and photo (shutdown, purge); returns how many jobs were released."""
         with self._lock:
             ids = list(self._jobs)
-        return sum(1 for job_id in ids if self.release_job(job_id, reason))
+            photo_ids = list(self._photos)
+        released = sum(1 for job_id in ids if self.release_job(job_id, reason))
+        for photo_id in photo_ids:
+            self.release_photo(photo_id, reason)
+        return released
 
     def sweep_expired(self) -> int:
-        """Release jobs past their retention and forget dead sessions; returns jobs released."""
+        """Release jobs and photos past their retention and forget dead sessions; returns jobs
+        released."""
         now = self.clock()
         with self._lock:
             expired = [j.id for j in self._jobs.values() if j.expires_at <= now]
+            old_photos = [p.id for p in self._photos.values() if p.expires_at <= now]
+        for photo_id in old_photos:
+            self.release_photo(photo_id, "expired")
+        released = sum(1 for job_id in expired if self.release_job(job_id, "expired"))
+        with self._lock:
             for session_id, session in list(self._sessions.items()):
-                if not session.job_ids and session.token.expires_at <= now:
+                if session.empty and session.token.expires_at <= now:
                     del self._sessions[session_id]
-        return sum(1 for job_id in expired if self.release_job(job_id, "expired"))
+        return released
 
     def _sweep_loop(self, interval_s: float) -> None:
         while not self._stopping.wait(interval_s):
@@ -423,7 +582,8 @@ class JobManager:
             for job in self._jobs.values():
                 states[job.state.value] = states.get(job.state.value, 0) + 1
             return {"jobs": len(self._jobs), "states": states, "sessions": len(self._sessions),
-                    "queue_depth": self.cfg.queue.depth, "full": self.is_full()}
+                    "photos": len(self._photos), "queue_depth": self.cfg.queue.depth,
+                    "full": self.is_full()}
 
     def is_full(self) -> bool:
         """True while a new guest would get ``store_full`` (for /healthz)."""

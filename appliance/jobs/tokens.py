@@ -58,11 +58,16 @@ class CapabilityToken:
 
 @dataclass
 class Session:
-    """A guest's session: a token and the jobs it may open. No other identity exists."""
+    """A guest's session: a token and the photos and jobs it may open. No other identity."""
 
     id: str
     token: CapabilityToken
     job_ids: set[str] = field(default_factory=set)
+    photo_ids: set[str] = field(default_factory=set)
+
+    @property
+    def empty(self) -> bool:
+        return not self.job_ids and not self.photo_ids
 
     def extend_to(self, expires_at: float) -> None:
         """A session lives as long as its longest-lived job."""

@@ -268,8 +268,9 @@ class RamStore:
                 _overwrite_and_unlink(str(self.path / old.filename))
             return len(blob)
 
-    def get(self, job_id: str, name: str, key: JobKey) -> SecureBuffer:
-        """Decrypt a blob into a new secure buffer owned by ``job_id``.
+    def get(self, job_id: str, name: str, key: JobKey, *,
+            owner: str | None = None) -> SecureBuffer:
+        """Decrypt a blob into a new secure buffer owned by ``owner`` (default ``job_id``).
 
         Raises KeyError when the job has no such blob (never stored, deleted, expired, purged).
         """
@@ -296,7 +297,7 @@ class RamStore:
         finally:
             os.close(fd)
         return key.decrypt(memoryview(ciphertext)[:got], associated_data(job_id, name),
-                           owner=job_id, label=f"store:{name}")
+                           owner=job_id if owner is None else owner, label=f"store:{name}")
 
     def delete_job(self, job_id: str) -> int:
         """Overwrite then unlink every blob of a job and forget it. Idempotent; returns blobs."""

@@ -47,6 +47,8 @@ def error_response(error: UserFacingError) -> Any:
     response.headers["Cache-Control"] = "no-store"
     if error.retry_after_s is not None:
         response.headers["Retry-After"] = str(error.retry_after_s)
+    for name, value in getattr(error, "headers", {}).items():
+        response.headers[name] = value
     if request.method == "POST":
         # The body may be unread (refused on its headers): close rather than drain it.
         response.headers["Connection"] = "close"
@@ -54,8 +56,8 @@ def error_response(error: UserFacingError) -> Any:
 
 
 def _install_jobs(app: Flask, cfg: Config) -> None:
+    from appliance.jobs.effect_jobs import EffectJobRunner
     from appliance.jobs.manager import JobManager
-    from appliance.jobs.runner import EffectJobRunner
     from appliance.models.loader import ModelSet
     from appliance.secure.store import RamStore
     from appliance.vision.pipeline import FacePipeline
@@ -65,8 +67,9 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     models = ModelSet(cfg)
     app.extensions["ephemera.store"] = store
     app.extensions["ephemera.models"] = models
-    app.extensions["ephemera.jobs"] = JobManager(cfg, store, models)
-    app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store)
+    manager = JobManager(cfg, store, models)
+    app.extensions["ephemera.jobs"] = manager
+    app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store, manager)
     app.register_blueprint(api)
 
 

@@ -25,15 +25,21 @@ def _address(chunk: bytes) -> int:
 
 
 class SecureBody:
-    """A WSGI iterable over a secure buffer; ``close()`` wipes and releases everything."""
+    """A WSGI iterable over a secure buffer (or the byte range ``[start, stop)`` of it, for an
+    HTTP Range request); ``close()`` wipes and releases everything."""
 
-    def __init__(self, plaintext: SecureBuffer, chunk_size: int = CHUNK) -> None:
+    def __init__(self, plaintext: SecureBuffer, chunk_size: int = CHUNK, *, start: int = 0,
+                 stop: int | None = None) -> None:
         self.plaintext = plaintext
         self.chunk_size = chunk_size
+        self.start = start
+        self.stop = plaintext.nbytes if stop is None else stop
+        if not 0 <= self.start <= self.stop <= plaintext.nbytes:
+            raise ValueError("the range does not fit the buffer")
         self._chunks: list[bytes] = []  # at most two sizes: the full chunk and the tail
 
     def __len__(self) -> int:
-        return self.plaintext.nbytes
+        return self.stop - self.start
 
     def _scratch(self, size: int) -> bytes:
         for chunk in self._chunks:
@@ -46,9 +52,8 @@ class SecureBody:
         return chunk
 
     def __iter__(self) -> Iterator[bytes]:
-        total = self.plaintext.nbytes
-        for offset in range(0, total, self.chunk_size):
-            size = min(self.chunk_size, total - offset)
+        for offset in range(self.start, self.stop, self.chunk_size):
+            size = min(self.chunk_size, self.stop - offset)
             if size < 2:
                 yield bytes(self.plaintext.view()[offset:offset + size])
                 continue

@@ -102,3 +102,4 @@ def no_face(canary: Canary) -> npt.NDArray[np.uint8]:
     size = canary.patch_rgb.shape[0]
     image[8:8 + size, 8:8 + size] = canary.patch_rgb[:, :, ::-1]
     return image
+

@@ -71,15 +71,41 @@ class Service:
 
     def upload(self, data: bytes, content_type: str = "image/png", token: str | None = None,
                query: str = "", consent: bool = True) -> Reply:
+        """POST /api/photos: the photo is decoded and gated now (201 or the gate's 422)."""
         headers = {"Content-Type": content_type, **(CONSENT if consent else {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        return self.request("POST", "/api/jobs" + (f"?{query}" if query else ""), data,
+        return self.request("POST", "/api/photos" + (f"?{query}" if query else ""), data,
                             headers)
 
-    def get(self, path: str, token: str | None = None) -> Reply:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.request("GET", path, headers=headers)
+    def start_job(self, token: str | None, photos: list[str], effect: str = "faces",
+                  params: dict[str, Any] | None = None) -> Reply:
+        """POST /api/jobs: an effect job on photos of the session."""
+        body = json.dumps({"effect": effect, "photos": photos, "params": params or {}})
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.request("POST", "/api/jobs", body.encode(), headers)
+
+    def photo_job(self, data: bytes, content_type: str = "image/png", token: str | None = None,
+                  effect: str = "faces", params: dict[str, Any] | None = None,
+                  query: str = "") -> tuple[str, str, str]:
+        """Upload a photo and start an effect job on it: (photo id, job id, session token)."""
+        photo = self.upload(data, content_type, token=token, query=query)
+        assert photo.status == 201, photo.body
+        token = token or photo.json()["session_token"]
+        job = self.start_job(token, [photo.json()["photo_id"]], effect, params)
+        assert job.status == 202, job.body
+        return photo.json()["photo_id"], job.json()["job_id"], token
+
+    def get(self, path: str, token: str | None = None,
+            headers: dict[str, str] | None = None) -> Reply:
+        sent = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.request("GET", path, headers={**sent, **(headers or {})})
+
+    def delete(self, path: str, token: str | None) -> Reply:
+        return self.request("DELETE", path,
+                            headers={"Authorization": f"Bearer {token}"} if token else {})
 
     def wait_for_job(self, job_id: str, token: str, timeout: float = 180) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """Every bad input of the README's error table, through HTTP to the real service: each gets its
-own 4xx JSON error, and afterwards the RAM store is empty and a memory scan finds no trace of the
-canaries those bad uploads carried."""
+own 4xx JSON error (a bad photo at upload, a bad job request before anything is queued, a bad
+output or range request), and afterwards the RAM store is empty and a memory scan finds no trace
+of the canaries those bad uploads carried."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
+from appliance.effects.registry import effects
 from tests.helpers import service as svc
 from tests.helpers.images import (
     animated_png,
     astronaut_bgr,
     bomb_png,
+    camera_bgr,
     encode,
     no_face,
     png_chunk_span,
+    twelve_megapixels,
     two_faces,
     with_canary,
 )
@@ -30,9 +34,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs_models]
 
 def raw_post(port: int, headers: dict[str, str], body: bytes = b"",
              keep_open: bool = False) -> tuple[str, socket.socket | None]:
-    """Send a request by hand (lying Content-Length, chunked, a body that never ends)."""
+    """Send a photo by hand (lying Content-Length, chunked, a body that never ends)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = "POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
+    head = "POST /api/photos HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     sock.sendall(head.encode() + body)
     if keep_open:
@@ -55,15 +59,9 @@ def expect(reply: svc.Reply, status: int, code: str) -> dict[str, Any]:
     return body
 
 
-def failed_job(service: svc.Service, data: bytes, code: str, query: str = "") -> None:
-    reply = service.upload(data, "image/png", query=query)
-    assert reply.status == 202, reply.body
-    job, token = reply.json()["job_id"], reply.json()["session_token"]
-    status = service.wait_for_job(job, token)
-    assert status["state"] == "failed" and status["error"]["error"] == code, status
-    expect(service.get(f"/api/jobs/{job}/result", token), 422, code)
-    assert service.request("DELETE", f"/api/jobs/{job}",
-                           headers={"Authorization": f"Bearer {token}"}).status == 200
+def job_request(service: svc.Service, token: str, body: bytes) -> svc.Reply:
+    return service.request("POST", "/api/jobs", body, {
+        "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
 
 
 def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> None:
@@ -74,8 +72,9 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
     canary_png = encode(with_canary(canaries[0]), ".png")
     start, end = png_chunk_span(canary_png)
     patterns.update({f"{k}@png": v for k, v in encoded_patterns(canary_png, start, end).items()})
-    env = {"EPHEMERA_QUEUE_DEPTH": "1", "EPHEMERA_STORE_MAX_JOBS": "1"}
+    env = {"EPHEMERA_QUEUE_DEPTH": "1", "EPHEMERA_STORE_MAX_JOBS": "3"}
     with svc.running(tmp_path, env=env) as service:
+        # Photos refused on their headers, their bytes or their faces: 4xx at upload.
         expect(service.upload(canary_png, consent=False), 400, "consent_required")
         expect(service.upload(canary_png, "text/plain"), 415, "unsupported_format")
         expect(service.upload(b"GIF89a" + bytes(200), "image/png"), 415, "unsupported_format")
@@ -87,67 +86,98 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
         noise = np.random.default_rng(2).integers(0, 256, (100, 10_001, 3), dtype=np.uint8)
         expect(service.upload(encode(noise, ".png")), 413, "too_many_pixels")
         expect(service.upload(bomb_png(12_000)), 413, "decompression_bomb")
-        expect(service.upload(canary_png, query="faces=3"), 400, "bad_param")
-        expect(service.upload(canary_png, query="kind=karaoke"), 400, "unknown_effect")
+        expect(service.upload(canary_png, query="faces=3"), 400, "bad_faces")
+        expect(service.upload(canary_png, query="faces=%C2%B2"), 400, "bad_faces")
+        expect(service.upload(canary_png, query="effect=karaoke"), 400, "unknown_effect")
         expect(service.upload(canary_png, query="retention_minutes=1441"), 400,
                "bad_retention_minutes")
         expect(service.upload(canary_png, token="not-a-session"), 403, "token_invalid")
-
         text, _ = raw_post(service.port, {"Content-Type": "image/png",
-                                          "Content-Length": str(30 << 20),
-                                          **svc.CONSENT})
+                                          "Content-Length": str(30 << 20), **svc.CONSENT})
         assert " 413 " in text.splitlines()[0] and "too_many_bytes" in text, text[:300]
         text, _ = raw_post(service.port, {"Content-Type": "image/png",
                                           "Transfer-Encoding": "chunked", **svc.CONSENT},
                            b"5\r\nhello\r\n0\r\n\r\n")
         assert " 411 " in text.splitlines()[0] and "length_required" in text, text[:300]
-
-        # An upload that is still arriving holds no queue place, thread or job: the serving
-        # layer reads it; another upload is answered meanwhile.
         _, held = raw_post(service.port, {"Content-Type": "image/png",
                                           "Content-Length": str(len(canary_png)),
                                           **svc.CONSENT}, canary_png[:1000], keep_open=True)
         assert held is not None
-        expect(service.upload(b"GIF89a" + bytes(200), "image/png"), 415, "unsupported_format")
-        held.close()  # an upload that stops early: dropped before the application sees it
-        # The queue (depth 1) is full while a job runs: retry briefly rather than race.
+        held.close()  # an upload that stops early: refused and released
+
+        expect(service.upload(encode(no_face(canaries[1]), ".png")), 422, "no_face")
+        expect(service.upload(encode(two_faces(), ".png"), query="faces=1"), 422,
+               "too_many_faces")
+        expect(service.upload(canary_png, query="faces=2"), 422, "too_few_faces")
+        small = cv2.resize(astronaut_bgr(), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+        expect(service.upload(encode(small, ".png")), 422, "face_too_small")
+        cut = np.ascontiguousarray(astronaut_bgr()[:, 205:])
+        expect(service.upload(encode(cut, ".png")), 422, "face_cut_off")
+        blurred = cv2.GaussianBlur(astronaut_bgr(), (0, 0), 2.5)
+        expect(service.upload(encode(blurred, ".png")), 422, "blurry")
+
+        # Job requests refused before anything is queued.
+        good = service.upload(encode(twelve_megapixels(), ".jpg"), "image/jpeg")
+        assert good.status == 201, good.body
+        photo, token = good.json()["photo_id"], good.json()["session_token"]
+        theirs = service.upload(encode(camera_bgr(), ".png"))
+        assert theirs.status == 201, theirs.body
+        expect(service.start_job(None, [photo]), 401, "token_required")
+        expect(service.start_job("forged", [photo]), 403, "token_invalid")
+        expect(job_request(service, token, b"{not json"), 400, "bad_job_request")
+        expect(job_request(service, token, b'{"effect": "faces", "photos": "p"}'), 400,
+               "bad_job_request")
+        expect(service.start_job(token, [photo], "karaoke"), 400, "unknown_effect")
+        expect(service.start_job(token, [photo], params={"faces": "\u00b2"}), 400, "bad_param")
+        expect(service.start_job(token, [photo], params={"faces": 9}), 400, "bad_param")
+        expect(service.start_job(token, [photo], params={"zoom": 1}), 400, "bad_param")
+        expect(service.start_job(token, [photo, photo]), 400, "duplicate_photo")
+        expect(service.start_job(token, [theirs.json()["photo_id"]]), 404,
+               "photo_not_found")  # another session's photo: as if it did not exist
+        expect(service.start_job(token, [photo], params={"faces": 2}), 422, "too_few_faces")
+        for key, effect in effects().items():
+            if effect.photos[1] < 8:
+                expect(service.start_job(token, [photo] * 9, key), 400, "bad_job_request")
+
+        # The queue (depth 1) is full while a 12-megapixel job waits or runs.
         busy = svc.Reply(0, {}, b"")
-        for _attempt in range(20):
-            running = service.upload(encode(no_face(canaries[1]), ".png"), "image/png")
-            assert running.status == 202, running.body
-            busy = service.upload(b"GIF89a-never-read", "image/png")  # refused before its body
-            job, token = running.json()["job_id"], running.json()["session_token"]
-            service.wait_for_job(job, token)
-            assert service.request("DELETE", f"/api/jobs/{job}",
-                                   headers={"Authorization": f"Bearer {token}"}).status == 200
+        for _ in range(10):
+            first = service.start_job(token, [photo])
+            assert first.status == 202, first.body
+            busy = service.start_job(token, [photo])
             if busy.status == 429:
                 break
+            service.delete(f"/api/jobs/{first.json()['job_id']}", token)
+            if busy.status == 202:
+                service.delete(f"/api/jobs/{busy.json()['job_id']}", token)
         body = expect(busy, 429, "queue_full")
         assert body["retry_after_s"] >= 1 and busy.headers["retry-after"]
+        job = first.json()["job_id"]
+        status = service.wait_for_job(job, token)
+        assert status["state"] == "done", status
+        # Two photos and a done job hold the store's three slots: the next photo finds it full.
+        expect(service.upload(encode(with_canary(canaries[2]), ".png"), token=token), 429,
+               "store_full")
 
-        failed_job(service, encode(no_face(canaries[1]), ".png"), "no_face")
-        failed_job(service, encode(two_faces(), ".png"), "too_many_faces")
-        small = cv2.resize(astronaut_bgr(), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
-        failed_job(service, encode(small, ".png"), "face_too_small")
-        cut = np.ascontiguousarray(astronaut_bgr()[:, 205:])
-        failed_job(service, encode(cut, ".png"), "face_cut_off")
-        blurred = cv2.GaussianBlur(astronaut_bgr(), (0, 0), 2.5)
-        failed_job(service, encode(blurred, ".png"), "blurry")
-
-        # A done job holds the store's one slot: the next upload finds the store full.
-        good = service.upload(encode(astronaut_bgr(), ".jpg"), "image/jpeg")
-        assert good.status == 202, good.body
-        job, token = good.json()["job_id"], good.json()["session_token"]
-        assert service.wait_for_job(job, token)["state"] == "done"
-        expect(service.upload(encode(with_canary(canaries[2]), ".png")), 429, "store_full")
-
-        # Tokens: none or forged (a foreign session's token: tests/jobs/test_manager.py).
+        # Outputs and tokens.
+        output = status["outputs"][0]
+        expect(service.get(f"/api/jobs/{job}/outputs/other.jpg", token), 404,
+               "output_not_found")
+        reply = service.get(output["url"], token, headers={"Range": "bytes=999999999-"})
+        expect(reply, 416, "range_not_satisfiable")
+        assert reply.headers["content-range"] == f"bytes */{output['bytes']}"
         expect(service.get(f"/api/jobs/{job}"), 401, "token_required")
         expect(service.get(f"/api/jobs/{job}", "forged"), 403, "token_invalid")
-        expect(service.get(f"/api/jobs/{job}/result?download=forged"), 403, "token_invalid")
-        assert service.request("DELETE", f"/api/jobs/{job}",
-                               headers={"Authorization": f"Bearer {token}"}).status == 200
+        expect(service.get(f"{output['url']}?download=forged"), 403, "token_invalid")
+        expect(service.get(f"/api/jobs/{job}", theirs.json()["session_token"]), 404,
+               "job_not_found")
+        expect(service.delete(f"/api/photos/{photo}", theirs.json()["session_token"]), 404,
+               "photo_not_found")
+        assert service.delete(f"/api/jobs/{job}", token).status == 200
         expect(service.get(f"/api/jobs/{job}", token), 404, "job_not_found")
+        for session in (token, theirs.json()["session_token"]):
+            assert service.delete("/api/session", session).status == 200
+        expect(service.delete("/api/session", token), 403, "token_invalid")
 
         assert service.store_files() == []
         clean = scan(process_tree(service.pid), patterns)

@@ -1,5 +1,6 @@
-"""P3 through the real service: a canary planted in an upload is in the live process while the
-job lives, and nowhere in it once the job is released.
+"""P3 through the real service: a canary planted in a photo is in the live process while a job
+on it lives, nowhere in plaintext while only the photo is kept (it is ciphertext in the store),
+and nowhere at all once the session is deleted, after every registered effect ran on it.
 
 The service is the real one (``python -m appliance serve``: gunicorn, one gthread worker, the
 malloc environment, the reference models on ONNX Runtime); the test talks HTTP to 127.0.0.1 and
@@ -15,8 +16,9 @@ import pytest
 
 from appliance.secure.buffers import memfd_secret_available
 from tests.helpers import service as svc
-from tests.helpers.images import encode, png_chunk_span, with_canary
-from tests.helpers.memscan import Canary, encoded_patterns, process_tree, scan
+from tests.helpers.effects_run import run_every_effect
+from tests.helpers.images import camera_bgr, encode, png_chunk_span, with_canary
+from tests.helpers.memscan import Canary, ScanResult, encoded_patterns, process_tree, scan
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_models]
 
@@ -28,25 +30,22 @@ def canary_upload(seed: int) -> tuple[bytes, dict[str, bytes]]:
     return png, {**encoded_patterns(png, start, end), **canary.pixel_patterns()}
 
 
-def run_job(service: svc.Service, png: bytes) -> tuple[str, str]:
-    reply = service.upload(png)
-    assert reply.status == 202, reply.body
-    job_id, token = reply.json()["job_id"], reply.json()["session_token"]
-    status = service.wait_for_job(job_id, token)
-    assert status["state"] == "done", status
-    return job_id, token
-
-
 def report(name: str, figures: dict[str, object]) -> None:
     """Measured figures for docs/THREAT_MODEL.md, shown with ``pytest -s``."""
     print(f"\n[{name}] " + json.dumps(figures, sort_keys=True))
 
 
-def test_canary_found_while_the_job_lives_and_gone_after_release(service: svc.Service) -> None:
+def clean(result: ScanResult) -> dict[str, int]:
+    return {name: n for name, n in result.by_form().items() if n}
+
+
+def test_canary_found_while_a_job_lives_and_gone_after_release(service: svc.Service) -> None:
     png, patterns = canary_upload(seed=11)
     # The service fixture runs with memfd_secret off, so the scanner can see inside.
-    job_id, token = run_job(service, png)
-    result = service.get(f"/api/jobs/{job_id}/result", token)
+    photo_id, job_id, token = service.photo_job(png)
+    status = service.wait_for_job(job_id, token)
+    assert status["state"] == "done", status
+    result = service.get(status["outputs"][0]["url"], token)
     assert result.status == 200 and result.body[:3] == b"\xff\xd8\xff"
     assert result.headers["cache-control"] == "no-store"
     # The delivered JPEG is guest data too: its bytes must not outlive the response
@@ -56,20 +55,34 @@ def test_canary_found_while_the_job_lives_and_gone_after_release(service: svc.Se
 
     alive = scan(process_tree(service.pid), patterns)
     forms = alive.by_form()
-    # The scanner sees the live job: the uploaded PNG and the decoded BGR pixels.
-    assert forms["png"] > 0, forms
+    # The scanner sees the live job: its decrypted copy of the photo's BGR pixels.
     assert forms["bgr"] > 0, forms
     assert alive.bytes_scanned > 10 << 20
 
-    deleted = service.request("DELETE", f"/api/jobs/{job_id}",
-                              headers={"Authorization": f"Bearer {token}"})
-    assert deleted.status == 200, deleted.body
+    assert service.delete(f"/api/jobs/{job_id}", token).status == 200
+    # The photo stays for another effect, as ciphertext only: no plaintext pixels remain.
+    kept = scan(process_tree(service.pid), patterns)
+    assert clean(kept) == {}, kept.by_form()
+    assert len(service.store_files()) == 1
+
+    # Every registered effect on the canary photo (and a second face for effects taking
+    # two photos): all its outputs fetched, then the whole session deleted.
+    second = service.upload(encode(camera_bgr(), ".png"), token=token)
+    assert second.status == 201, second.body
+    ran = run_every_effect(service, token, [photo_id, second.json()["photo_id"]])
+    for key, status in ran.items():
+        for name, body in status["bodies"].items():
+            if len(body) > 4096:
+                patterns.update({f"{key}:{name}:{form}": window for form, window in
+                                 encoded_patterns(body, 1024, len(body)).items()})
+    assert service.delete("/api/session", token).status == 200
     after = scan(process_tree(service.pid), patterns)
     assert service.store_files() == []
     report("canary-memfd-off", {"alive": forms, "after": after.by_form(),
-                                "bytes_scanned": after.bytes_scanned,
-                                "regions": after.regions, "pids": len(after.pids)})
-    assert {name: n for name, n in after.by_form().items() if n} == {}
+                                "effects": sorted(ran), "bytes_scanned":
+                                after.bytes_scanned, "regions": after.regions,
+                                "pids": len(after.pids)})
+    assert clean(after) == {}
     assert after.bytes_scanned > 10 << 20
 
 
@@ -78,12 +91,12 @@ def test_canary_found_while_the_job_lives_and_gone_after_release(service: svc.Se
 def test_with_memfd_secret_even_a_live_job_is_invisible(tmp_path: Path) -> None:
     png, patterns = canary_upload(seed=12)
     with svc.running(tmp_path, memfd_secret=True) as service:
-        job_id, token = run_job(service, png)
+        _photo, job_id, token = service.photo_job(png)
+        assert service.wait_for_job(job_id, token)["state"] == "done"
         alive = scan(process_tree(service.pid), patterns)
-        service.request("DELETE", f"/api/jobs/{job_id}",
-                        headers={"Authorization": f"Bearer {token}"})
+        service.delete("/api/session", token)
         after = scan(process_tree(service.pid), patterns)
         report("canary-memfd-on", {"alive": alive.by_form(), "after": after.by_form(),
                                    "bytes_scanned": after.bytes_scanned})
-        assert {name: n for name, n in alive.by_form().items() if n} == {}
-        assert {name: n for name, n in after.by_form().items() if n} == {}
+        assert clean(alive) == {}
+        assert clean(after) == {}

@@ -3,8 +3,10 @@ store and reaches for no address off this machine.
 
 The service runs under ``strace -f`` (every thread and child), traced for every call that can
 create, open for writing, truncate, rename, link or remove a file. The flow: a 12-megapixel
-JPEG portrait, the result by session token and by one-time download token, a two-face job, a
-canary PNG, a photo with no face (a failed job), deletes, then a graceful shutdown.
+JPEG portrait as a photo, the face check's output by session token, by a byte range and by
+one-time download token, every registered effect on it (with a second photo where an effect
+takes two), a two-face job, a canary PNG, a photo with no face (refused at upload), deletes of a
+job, a photo and a session, then a graceful shutdown with a session still alive.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import service as svc
-from tests.helpers.images import encode, twelve_megapixels, two_faces, with_canary
+from tests.helpers.effects_run import run_every_effect
+from tests.helpers.images import camera_bgr, encode, twelve_megapixels, two_faces, with_canary
 from tests.helpers.memscan import Canary
 from tests.helpers.strace_log import STRACE_ARGS, off_box, outside, parse
 
@@ -42,32 +45,46 @@ def test_full_flow_writes_nothing_outside_the_ram_store(tmp_path: Path) -> None:
                         ready_timeout=180)
     try:
         big = service.upload(encode(twelve_megapixels(), ".jpg"), "image/jpeg")
-        assert big.status == 202, big.body
-        job, token = big.json()["job_id"], big.json()["session_token"]
+        assert big.status == 201, big.body
+        photo, token = big.json()["photo_id"], big.json()["session_token"]
+        assert (big.json()["width"], big.json()["height"]) == (4000, 3000)
+        reply = service.start_job(token, [photo])
+        assert reply.status == 202, reply.body
+        job = reply.json()["job_id"]
         status = service.wait_for_job(job, token)
         assert status["state"] == "done", status
-        assert (status["result"]["width"], status["result"]["height"]) == (4000, 3000)
-        assert service.get(f"/api/jobs/{job}/result", token).status == 200
+        url = status["outputs"][0]["url"]
+        assert service.get(url, token).status == 200
+        assert service.get(url, token, headers={"Range": "bytes=0-1023"}).status == 206
         grant = service.request("POST", f"/api/jobs/{job}/download-token",
                                 headers=bearer(token)).json()
         assert service.get(grant["download_url"]).status == 200
 
-        pair = service.upload(encode(two_faces(), ".jpg"), "image/jpeg", token=token,
-                              query="faces=2")
-        assert pair.status == 202, pair.body
-        assert service.wait_for_job(pair.json()["job_id"], token)["state"] == "done"
+        # Every registered effect on the 12-megapixel photo (a second photo where it takes
+        # two), every output fetched.
+        second = service.upload(encode(camera_bgr(), ".png"), token=token)
+        assert second.status == 201, second.body
+        ran = run_every_effect(service, token, [photo, second.json()["photo_id"]])
 
-        canary = service.upload(encode(with_canary(Canary.random(seed=3)), ".png"),
-                                token=token)
-        assert service.wait_for_job(canary.json()["job_id"], token)["state"] == "done"
+        _pair, pair_job, _ = service.photo_job(encode(two_faces(), ".jpg"), "image/jpeg",
+                                               token=token, params={"faces": 2},
+                                               query="faces=2")
+        assert service.wait_for_job(pair_job, token)["state"] == "done"
+
+        _canary, canary_job, _ = service.photo_job(
+            encode(with_canary(Canary.random(seed=3)), ".png"), token=token)
+        assert service.wait_for_job(canary_job, token)["state"] == "done"
 
         blank = service.upload(encode(with_canary(Canary.random(seed=4))[:64, :64], ".png"),
                                token=token)
-        assert service.wait_for_job(blank.json()["job_id"], token)["state"] == "failed"
+        assert blank.status == 422 and blank.json()["error"] == "no_face"
 
-        for job_id in (job, pair.json()["job_id"]):
-            assert service.request("DELETE", f"/api/jobs/{job_id}",
-                                   headers=bearer(token)).status == 200
+        assert service.delete(f"/api/jobs/{job}", token).status == 200
+        assert service.delete(f"/api/photos/{photo}", token).status == 200
+        assert service.delete("/api/session", token).status == 200
+        # A second session left alive: the graceful shutdown releases it.
+        _left, left_job, left_token = service.photo_job(encode(camera_bgr(), ".png"))
+        assert service.wait_for_job(left_job, left_token)["state"] == "done"
     finally:
         svc.stop(service)  # SIGTERM: the graceful path, the worker releases the rest
         leftovers = service.store_files()
@@ -82,7 +99,7 @@ def test_full_flow_writes_nothing_outside_the_ram_store(tmp_path: Path) -> None:
         "calls_checked": trace.calls, "write_like_calls": len(trace.writes),
         "in_store": sum(1 for w in trace.writes if any(p.startswith(store_root)
                                                        for p in w.paths)),
-        "outside_allow_list": len(bad)}))
+        "outside_allow_list": len(bad), "effects": sorted(ran)}))
     assert trace.calls > 100, "strace saw almost nothing: is the log the service's?"
     assert any(store_root in w.line for w in trace.writes), "no store write seen"
     assert bad == [], "\n".join(w.line for w in bad[:20])
