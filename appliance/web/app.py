@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
 from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import use_memfd_secret
+from appliance.web.access import install_access_policy
 from appliance.web.client_guard import install_client_guard
 
 # The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
@@ -42,6 +43,7 @@ SECURITY_HEADERS = {
 
 
 def error_response(error: UserFacingError) -> Any:
+    g.ephemera_error_code = error.code  # the access policy counts failed token attempts
     response = jsonify(error.to_json())
     response.status_code = error.status
     response.headers["Cache-Control"] = "no-store"
@@ -80,6 +82,7 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     app.config["EPHEMERA"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     install_client_guard(app, cfg)
+    install_access_policy(app, cfg)
     if jobs:
         _install_jobs(app, cfg)
 

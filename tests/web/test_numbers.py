@@ -54,7 +54,7 @@ def app() -> Iterator[Flask]:
 @pytest.mark.parametrize("query", ["faces=%C2%B2", "retention_minutes=%C2%B9",
                                    "faces=%EF%BC%91", "retention_minutes=%D9%A3"])
 def test_unicode_digits_are_a_named_400(app: Flask, query: str) -> None:
-    reply = app.test_client().post(f"/api/jobs?{query}", data=b"\xff\xd8\xff",
+    reply = app.test_client().post(f"/api/photos?{query}", data=b"\xff\xd8\xff",
                                    headers={**CONSENT, "Content-Type": "image/jpeg"})
     assert reply.status_code == 400, reply.data
     body = reply.get_json()
