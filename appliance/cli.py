@@ -22,6 +22,7 @@ VERB_MODULES: list[str] = [
     "appliance.secure.pin_cli",
     "appliance.vision.cli_detect",
     "appliance.jobs.run_cli",
+    "appliance.web.receipts",
 ]
 
 DESCRIPTION = """\

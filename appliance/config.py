@@ -36,10 +36,8 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 NO_DLA_CORE = -1  # models.dla_core's value for "build and run on the GPU only"
 # Settings accepted and validated now for features still being built, and what will read them:
 # their help and every message about them say so, so nobody expects them to act today.
-_KIOSK_SCREENS = "the kiosk's touch-screen flow, which is not in this release yet"
 _ADMIN_PAGE = "the operator's admin page, which is not in this release yet"
 NOT_READ_YET = {
-    "kiosk.idle_timeout_s": _KIOSK_SCREENS,
     "admin.pin_hash": _ADMIN_PAGE,
 }
 
@@ -63,6 +61,13 @@ def _default_store_path() -> str:
     if runtime and Path(runtime).is_dir():
         return str(Path(runtime) / "ephemera" / "store")
     return f"/dev/shm/ephemera-{os.getuid()}/store"
+
+
+def _default_receipt_key_path() -> str:
+    """The booth's deletion-receipt signing key: made at first start in development (in the
+    user's state directory, never in the RAM store); put there by provisioning on a device."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(state) / "ephemera" / "receipt-key.pem")
 
 
 def _repo_engines_dir() -> str:
@@ -201,6 +206,9 @@ class KioskConfig:
     port: int = _setting(_port, 8080, "kiosk port, served on loopback (127.0.0.1) only")
     idle_timeout_s: int = _setting(_positive_int, 90,
                                    "seconds without a touch before the kiosk wipes its session")
+    receipt_key: str = _setting(_text, _default_receipt_key_path,
+                                "Ed25519 key (PEM, mode 0600) that signs deletion receipts; made "
+                                "at first start in development mode")
 
 
 @dataclass(frozen=True)

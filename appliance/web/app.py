@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from appliance import __version__
@@ -19,6 +19,7 @@ from appliance.errors import UserFacingError
 from appliance.secure.buffers import use_memfd_secret
 from appliance.web.access import install_access_policy
 from appliance.web.client_guard import install_client_guard
+from appliance.web.screens import install_screens
 
 # The largest body Flask will hand us; the API refuses anything over the decoder's byte limit
 # (smaller) itself, before reading. Needed too for request.stream.readinto under gunicorn.
@@ -85,10 +86,7 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     install_access_policy(app, cfg)
     if jobs:
         _install_jobs(app, cfg)
-
-    @app.get("/")
-    def kiosk() -> str:
-        return render_template("index.html", version=__version__)
+    install_screens(app, cfg)
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -151,6 +151,8 @@ def service_env(port: int, store: Path, memfd_secret: bool, base: dict[str, str]
         "EPHEMERA_SECURE_MEMFD_SECRET": "1" if memfd_secret else "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(REPO),
+        # The deletion-receipt key beside the store (never in it), made at first start.
+        "EPHEMERA_KIOSK_RECEIPT_KEY": str(store.parent / "receipt-key.pem"),
     })
     env.update(extra)
     return env

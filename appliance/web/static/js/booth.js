@@ -1,0 +1,790 @@
+// The guest's screens on the kiosk and on a phone: what each screen does on enter and exit,
+// on top of the state machine (machine.js) and the booth's HTTP API. Text comes translated
+// from the page (#booth-data); nothing here is in any one language.
+
+import { Machine } from "./machine.js";
+
+const booth = JSON.parse(document.getElementById("booth-data").textContent);
+const KIOSK = booth.screen === "kiosk";
+const CONSENT = { "X-Ephemera-Consent": "adults-consenting" };
+const POLL_MS = 600;
+const reducedMotion = () => window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
+const $ = (id) => document.getElementById(id);
+const fill = (text, vars = {}) => text.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : `{${k}}`));
+const T = (key, vars) => fill(booth.text[key], vars);
+const errorText = (code) => booth.errors[code] || booth.errors.generic;
+const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  const timer = setTimeout(resolve, ms);
+  signal?.addEventListener("abort", () => {
+    clearTimeout(timer);
+    reject(new DOMException("left the screen", "AbortError"));
+  }, { once: true });
+});
+
+// An answer the screens expect and handle (a gate's 422, an expired link): not a failure.
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error || "generic";
+  }
+}
+
+// One guest's turn: everything is forgotten by `reset` (and wiped on the server by `forget`).
+const guest = {
+  token: null, effect: null, photos: [], job: null, shot: 1, joinCode: null, urls: [],
+  reset() {
+    for (const url of this.urls) URL.revokeObjectURL(url);
+    Object.assign(this, { token: null, effect: null, photos: [], job: null, shot: 1, urls: [] });
+  },
+  keep(url) { this.urls.push(url); return url; },
+};
+
+function auth(token = guest.token) {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function api(method, path, { json, body, headers = {}, token, signal } = {}) {
+  const init = { method, headers: { ...auth(token), ...headers }, signal, cache: "no-store" };
+  if (json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers["Content-Type"] = "application/json";
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  const response = await fetch(path, init);
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, answer);
+  return answer;
+}
+
+function langQuery() {
+  return `lang=${encodeURIComponent(booth.lang)}`;
+}
+
+function show(id, text) {
+  const node = $(id);
+  node.textContent = text || "";
+  node.hidden = !text;
+}
+
+function insertSvg(target, markup) {
+  const parsed = new DOMParser().parseFromString(markup, "image/svg+xml").documentElement;
+  parsed.setAttribute("role", "img");
+  parsed.setAttribute("shape-rendering", "crispEdges"); // whole modules: easy for any camera
+  const title = parsed.querySelector("title");
+  if (title) parsed.setAttribute("aria-label", title.textContent);
+  target.replaceChildren(document.importNode(parsed, true));
+}
+
+// Wipe the session now (delete now, done, idle, failsafe): the receipt, or null.
+async function forget({ quiet = false } = {}) {
+  const token = guest.token;
+  guest.reset();
+  if (!token) return null;
+  try {
+    return await api("POST", `/ui/forget?${langQuery()}`, { token });
+  } catch (error) {
+    if (quiet || error instanceof ApiError) return null; // already wiped (other screen, expiry)
+    throw error;
+  }
+}
+
+// -- the idle wipe (kiosk) -------------------------------------------------------------------
+
+const idle = {
+  timer: null, tick: null, armed: false,
+  warnFor() { return Math.max(5, Math.min(15, Math.round(booth.idle_timeout_s / 3))); },
+  arm() {
+    this.armed = true;
+    this.poke();
+  },
+  disarm() {
+    this.armed = false;
+    clearTimeout(this.timer);
+    clearInterval(this.tick);
+    const dialog = $("idle-dialog");
+    if (dialog.open) dialog.close();
+  },
+  poke() {
+    if (!this.armed || $("idle-dialog").open) return;
+    clearTimeout(this.timer);
+    const quiet = Math.max(1, booth.idle_timeout_s - this.warnFor());
+    this.timer = setTimeout(() => this.warn(), quiet * 1000);
+  },
+  warn() {
+    let left = this.warnFor();
+    const dialog = $("idle-dialog");
+    $("idle-text").textContent = T("idle_warning", { n: left });
+    dialog.showModal();
+    dialog.querySelector("[data-action=idle-stay]").focus();
+    this.tick = setInterval(() => {
+      left -= 1;
+      if (left <= 0) {
+        clearInterval(this.tick);
+        this.expire();
+        return;
+      }
+      $("idle-text").textContent = T("idle_warning", { n: left });
+    }, 1000);
+  },
+  stay() {
+    clearInterval(this.tick);
+    $("idle-dialog").close();
+    this.poke();
+  },
+  expire() {
+    this.disarm();
+    machine.guard(async () => {
+      await forget({ quiet: true });
+      machine.go("attract");
+    });
+  },
+};
+
+// -- screens -----------------------------------------------------------------------------------
+
+let stream = null;
+
+function stopCamera() {
+  if (stream) for (const track of stream.getTracks()) track.stop();
+  stream = null;
+  $("preview") && ($("preview").srcObject = null);
+}
+
+const attract = {
+  enter(data) {
+    guest.reset();
+    stopCamera();
+    show("attract-notice", data?.failed ? T("failsafe") : data?.notice || "");
+  },
+};
+
+const consent = {
+  enter() {
+    $("consent-check").checked = false;
+    show("consent-error", "");
+  },
+  async agree(turn) {
+    if (!$("consent-check").checked) {
+      show("consent-error", errorText("consent_required"));
+      $("consent-check").focus();
+      return;
+    }
+    await api("POST", "/ui/consent", {
+      json: { screen: booth.screen, attestation: "adults-consenting" }, signal: turn.signal,
+    });
+    if (guest.joinCode) {
+      machine.go("pick");
+    } else {
+      machine.go("effects");
+    }
+  },
+};
+
+const effects = {
+  choose(key) {
+    guest.effect = booth.effects.find((effect) => effect.key === key);
+    guest.photos = [];
+    guest.shot = 1;
+    machine.go(KIOSK ? "capture" : "pick");
+  },
+};
+
+const capture = {
+  blob: null,
+  async enter(_data, turn) {
+    const shots = guest.effect.shots;
+    $("capture-title").textContent = shots > 1 && guest.shot > 1
+      ? T("person_turn", { n: guest.shot }) : T("photo_of", { n: guest.shot, total: shots });
+    this.review(false);
+    show("capture-error", "");
+    if (!stream) {
+      try {
+        stream = await navigator.mediaDevices.getUserMedia({
+          video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: "user" },
+          audio: false,
+        });
+      } catch (error) {
+        show("capture-error", errorText("camera_unavailable"));
+        return;
+      }
+      if (!turn.live) { stopCamera(); return; }
+    }
+    $("preview").srcObject = stream;
+  },
+  exit() {
+    if (machine.pending !== "capture") stopCamera(); // the second person keeps the camera
+  },
+  review(on) {
+    $("capture-actions").hidden = on;
+    $("review-actions").hidden = !on;
+    $("preview").hidden = on;
+    $("still").hidden = !on;
+    if (!on && $("still").src) {
+      URL.revokeObjectURL($("still").src);
+      $("still").removeAttribute("src");
+      this.blob = null;
+    }
+  },
+  async shoot(turn) {
+    const video = $("preview");
+    if (!video.videoWidth) {
+      show("capture-error", errorText("camera_unavailable"));
+      return;
+    }
+    show("capture-error", "");
+    $("capture-actions").hidden = true;
+    const number = $("countdown");
+    number.hidden = false;
+    for (const n of [3, 2, 1]) {
+      number.textContent = String(n);
+      number.classList.remove("pop");
+      if (!reducedMotion()) { void number.offsetWidth; number.classList.add("pop"); }
+      $("countdown-status").textContent = T("photo_in", { n });
+      await sleep(1000, turn.signal);
+    }
+    number.hidden = true;
+    $("countdown-status").textContent = T("smile");
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const context = canvas.getContext("2d");
+    context.translate(canvas.width, 0); // the guest sees a mirror; the photo is the same view
+    context.scale(-1, 1);
+    context.drawImage(video, 0, 0);
+    this.blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+    if (!turn.live) return;
+    $("still").src = URL.createObjectURL(this.blob);
+    this.review(true);
+    $("review-actions").querySelector("[data-action=keep]").focus();
+  },
+  retake() {
+    this.review(false);
+    show("capture-error", "");
+    $("capture-actions").querySelector("[data-action=shoot]").focus();
+  },
+  async keep(turn) {
+    $("review-actions").hidden = true;
+    $("countdown-status").textContent = T("checking");
+    try {
+      const photo = await uploadPhoto(this.blob, "image/jpeg", turn.signal);
+      guest.photos.push(photo.photo_id);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      this.review(false);
+      show("capture-error", errorText(error.code));
+      $("capture-actions").querySelector("[data-action=shoot]").focus();
+      return;
+    }
+    if (guest.shot < guest.effect.shots) {
+      guest.shot += 1;
+      machine.go("capture");
+      return;
+    }
+    await startJob(turn);
+  },
+  async back() {
+    await forget({ quiet: true });
+    machine.go("effects");
+  },
+};
+
+function uploadQuery() {
+  return `effect=${encodeURIComponent(guest.effect.key)}&faces=${guest.effect.faces_per_shot}`;
+}
+
+async function uploadPhoto(blob, type, signal) {
+  const answer = await api("POST", `/api/photos?${uploadQuery()}`, {
+    body: await blob.arrayBuffer(), headers: { "Content-Type": type, ...CONSENT }, signal,
+  });
+  if (answer.session_token) guest.token = answer.session_token;
+  return answer;
+}
+
+async function startJob(turn) {
+  try {
+    const job = await api("POST", "/api/jobs", {
+      json: { effect: guest.effect.key, photos: guest.photos, params: {} }, signal: turn.signal,
+    });
+    guest.job = job.job_id;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    await forget({ quiet: true });
+    machine.go(KIOSK ? "capture" : "pick", { error: error.code });
+    return;
+  }
+  if (guest.joinCode) {
+    await api("POST", "/ui/handoff/deliver", {
+      json: { code: guest.joinCode, job_id: guest.job }, signal: turn.signal,
+    });
+  }
+  machine.go("progress");
+}
+
+const handoff = {
+  id: null, secret: null,
+  async enter(_data, turn) {
+    stopCamera();
+    await forget({ quiet: true }); // a photo taken here first is not carried over
+    guest.effect = guest.effect || booth.effects[0];
+    const effect = guest.effect;
+    $("handoff-qr").replaceChildren();
+    $("handoff-status").textContent = T("waiting_phone");
+    const opened = await api("POST", `/ui/handoff?${langQuery()}`, {
+      json: { effect: effect.key }, signal: turn.signal,
+    });
+    guest.effect = effect;
+    this.id = opened.handoff_id;
+    this.secret = opened.secret;
+    insertSvg($("handoff-qr"), opened.qr_svg);
+    $("handoff-qr").dataset.link = "ready";
+    let joined = false;
+    while (turn.live) {
+      await sleep(POLL_MS * 2, turn.signal);
+      let state;
+      try {
+        state = await api("GET", `/ui/handoff/${this.id}`, { token: this.secret, signal: turn.signal });
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        machine.go("attract", { notice: errorText(error.code) });
+        return;
+      }
+      if (state.state === "joined" && !joined) {
+        joined = true;
+        $("handoff-status").textContent = T("phone_joined");
+        idle.poke();
+      }
+      if (state.state === "ready") {
+        this.id = null;
+        guest.token = state.session_token;
+        guest.job = state.job_id;
+        machine.go("progress", { fromPhone: true });
+        return;
+      }
+    }
+  },
+  exit() {
+    if (this.id) {
+      const [id, secret] = [this.id, this.secret];
+      fetch(`/ui/handoff/${id}`, { method: "DELETE", headers: auth(secret), keepalive: true })
+        .catch(() => {});
+    }
+    this.id = null;
+  },
+};
+
+// Phone: choose photos from the camera roll; each is uploaded as it is chosen (raw body).
+const pick = {
+  async enter(data, turn) {
+    if (guest.joinCode && !guest.effect) {
+      let joined;
+      try {
+        joined = await api("POST", "/ui/handoff/join", { json: { code: guest.joinCode }, signal: turn.signal });
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        guest.joinCode = null;
+        machine.go("attract", { notice: errorText(error.code) });
+        return;
+      }
+      guest.effect = booth.effects.find((effect) => effect.key === joined.effect);
+    }
+    guest.photos = [];
+    const shots = guest.effect.shots;
+    $("pick-hint").textContent = guest.effect.title;
+    show("pick-error", data?.error ? errorText(data.error) : "");
+    $("upload-progress").hidden = true;
+    $("upload-status").textContent = "";
+    const picks = $("picks");
+    picks.replaceChildren();
+    for (let n = 1; n <= shots; n += 1) picks.append(this.slot(n, shots, turn));
+    this.update();
+  },
+  slot(n, total, turn) {
+    const wrap = document.createElement("div");
+    wrap.className = "pick-slot";
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = "image/jpeg,image/png,image/webp";
+    input.id = `photo-input-${n}`;
+    input.className = "visually-hidden";
+    const label = document.createElement("label");
+    label.htmlFor = input.id;
+    label.className = "button secondary pick-button";
+    label.textContent = T("choose_photo_n", { n });
+    const thumb = document.createElement("img");
+    thumb.alt = "";
+    thumb.hidden = true;
+    thumb.className = "thumb";
+    input.addEventListener("change", () => machine.guard(() => this.chosen(n, total, input, thumb, turn)));
+    wrap.append(input, label, thumb);
+    return wrap;
+  },
+  async chosen(n, total, input, thumb, turn) {
+    const file = input.files[0];
+    if (!file) return;
+    show("pick-error", "");
+    if (guest.photos[n - 1]) { // choosing again replaces the earlier photo
+      await api("DELETE", `/api/photos/${guest.photos[n - 1]}`).catch(() => {});
+      guest.photos[n - 1] = undefined;
+    }
+    this.update();
+    try {
+      const photo = await uploadWithProgress(file, n, total, turn);
+      guest.photos[n - 1] = photo.photo_id;
+      thumb.src = guest.keep(URL.createObjectURL(file));
+      thumb.hidden = false;
+      $("upload-status").textContent = T("photo_ready", { n });
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      input.value = "";
+      thumb.hidden = true;
+      $("upload-progress").hidden = true;
+      $("upload-status").textContent = "";
+      show("pick-error", errorText(error.code));
+    }
+    this.update();
+  },
+  update() {
+    const ready = guest.photos.filter(Boolean).length === guest.effect.shots;
+    document.querySelector("#screen-pick [data-action=send]").disabled = !ready;
+  },
+  async send(turn) {
+    document.querySelector("#screen-pick [data-action=send]").disabled = true;
+    await startJob(turn);
+  },
+  async back() {
+    await forget({ quiet: true });
+    if (guest.joinCode) {
+      machine.go("attract");
+    } else {
+      machine.go("effects");
+    }
+  },
+};
+
+// XMLHttpRequest, not fetch: only it reports upload progress. The file is the raw body.
+function uploadWithProgress(file, n, total, turn) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/photos?${uploadQuery()}`);
+    xhr.setRequestHeader("Content-Type", file.type || "image/jpeg");
+    xhr.setRequestHeader("X-Ephemera-Consent", CONSENT["X-Ephemera-Consent"]);
+    if (guest.token) xhr.setRequestHeader("Authorization", `Bearer ${guest.token}`);
+    const bar = $("upload-progress");
+    bar.hidden = false;
+    bar.value = 0;
+    let said = -1;
+    xhr.upload.addEventListener("progress", (event) => {
+      if (!event.lengthComputable) return;
+      const percent = Math.round((100 * event.loaded) / event.total);
+      bar.value = percent;
+      if (percent - said >= 25 || percent === 100) { // announced in steps, not every byte
+        said = percent;
+        $("upload-status").textContent = T("uploading", { n, total, percent });
+      }
+    });
+    xhr.addEventListener("load", () => {
+      let answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch { /* not JSON: a generic error */ }
+      if (xhr.status === 201) {
+        if (answer.session_token) guest.token = answer.session_token;
+        resolve(answer);
+      } else {
+        reject(new ApiError(xhr.status, answer));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new Error("upload failed")));
+    turn.signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    xhr.send(file);
+  });
+}
+
+function stageText(status) {
+  return status.state === "queued" ? T("stage_queued") : T("stage_running");
+}
+
+async function jobStatus(signal) {
+  return api("GET", `/api/jobs/${guest.job}`, { signal });
+}
+
+// Polls the job; an answer that says the session is gone means it was wiped elsewhere.
+async function pollJob(turn, onStatus) {
+  while (turn.live) {
+    let status;
+    try {
+      status = await jobStatus(turn.signal);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      guest.reset();
+      machine.go("attract", { notice: T("wiped_elsewhere") });
+      return;
+    }
+    if (onStatus(status) === false) return;
+    await sleep(POLL_MS, turn.signal);
+  }
+}
+
+const progress = {
+  enter(data, turn) {
+    $("job-progress").value = 0;
+    $("job-status").textContent = T("stage_queued");
+    $("progress-hint").hidden = !(data?.fromPhone) && !guest.joinCode;
+    show("job-error", "");
+    $("job-error-actions").hidden = true;
+    let said = -1;
+    return pollJob(turn, (status) => {
+      const percent = Math.round(100 * (status.progress || 0));
+      $("job-progress").value = percent;
+      if (percent - said >= 10 || status.state !== "running") {
+        said = percent;
+        $("job-status").textContent = T("progress", { stage: stageText(status), percent });
+      }
+      if (status.state === "failed") {
+        show("job-error", errorText(status.error?.error));
+        $("job-error-actions").hidden = false;
+        $("job-error-actions").querySelector("[data-action=again]").focus();
+        return false;
+      }
+      if (status.outputs.some((output) => output.ready)) {
+        machine.go("result", status);
+        return false;
+      }
+      return true;
+    });
+  },
+  async again() {
+    const effect = guest.effect;
+    await forget({ quiet: true });
+    guest.effect = effect;
+    machine.go(effect ? (KIOSK ? "capture" : "pick") : "attract");
+  },
+};
+
+// The result: swipe (scroll-snap) or step between outputs; each appears when it is ready.
+const result = {
+  index: 0, items: [], shown: new Set(), takeFor: null,
+  enter(first, turn) {
+    this.index = 0;
+    this.shown = new Set();
+    this.takeFor = null;
+    const list = $("carousel");
+    list.replaceChildren();
+    // The menu's titles are in the guest's language; the job's own are the effect's English.
+    const titles = Object.fromEntries((guest.effect?.outputs || []).map((o) => [o.name, o.title]));
+    for (const output of first.outputs) output.title = titles[output.name] || output.title;
+    this.titles = titles;
+    this.items = first.outputs.map((output, i) => {
+      const item = document.createElement("li");
+      item.className = "slide pending";
+      item.dataset.name = output.name;
+      item.setAttribute("aria-roledescription", "slide");
+      const caption = document.createElement("p");
+      caption.className = "caption";
+      caption.textContent = output.title || output.name;
+      const wait = document.createElement("p");
+      wait.className = "wait";
+      wait.textContent = T("still_rendering");
+      item.setAttribute("aria-label", T("output_counter", { n: i + 1, total: first.outputs.length }));
+      item.append(wait, caption);
+      list.append(item);
+      return item;
+    });
+    list.onscroll = () => this.track();
+    this.counter();
+    this.apply(first, turn);
+    this.selected(turn);
+    // Polled while shown: the other outputs as they are made, and a wipe from the other
+    // screen (the phone's "delete now") takes this one back to the start too.
+    return pollJob(turn, (status) => {
+      this.apply(status, turn);
+      if (status.state === "failed") {
+        machine.go("progress");
+        return false;
+      }
+      return true;
+    });
+  },
+  exit() {
+    $("carousel").onscroll = null;
+  },
+  apply(status, turn) {
+    status.outputs.forEach((output, i) => {
+      output.title = this.titles?.[output.name] || output.title;
+      if (!output.ready || this.shown.has(output.name)) return;
+      this.shown.add(output.name);
+      machine.guard(() => this.load(output, this.items[i], turn));
+    });
+  },
+  async load(output, item, turn) {
+    const response = await fetch(output.url, { headers: auth(), signal: turn.signal, cache: "no-store" });
+    if (!response.ok) throw new ApiError(response.status, {});
+    const url = guest.keep(URL.createObjectURL(await response.blob()));
+    let media;
+    if (output.media_type.startsWith("video/")) {
+      media = document.createElement("video");
+      Object.assign(media, { src: url, controls: true, loop: true, muted: true, playsInline: true });
+      media.autoplay = !reducedMotion();
+      media.setAttribute("aria-label", output.title || output.name);
+    } else {
+      media = document.createElement("img");
+      media.src = url;
+      media.alt = output.title || output.name;
+    }
+    media.className = "media";
+    item.querySelector(".wait")?.remove();
+    item.prepend(media);
+    item.classList.remove("pending");
+    item.dataset.url = url;
+    if (this.items[this.index] === item) this.selected(turn);
+  },
+  track() {
+    // The slide under the carousel's centre is the one on show (whatever the slides' widths
+    // and the writing direction).
+    const box = $("carousel").getBoundingClientRect();
+    const centre = box.left + box.width / 2;
+    const index = this.items.findIndex((item) => {
+      const rect = item.getBoundingClientRect();
+      return rect.left <= centre && centre < rect.right;
+    });
+    if (index >= 0 && index !== this.index) {
+      this.index = index;
+      this.counter();
+      machine.guard(() => this.selected(machine.turn));
+    }
+  },
+  step(delta) {
+    const next = Math.max(0, Math.min(this.items.length - 1, this.index + delta));
+    this.index = next;
+    this.items[next].scrollIntoView({ behavior: reducedMotion() ? "auto" : "smooth", block: "nearest", inline: "start" });
+    this.counter();
+    machine.guard(() => this.selected(machine.turn));
+  },
+  counter() {
+    $("output-counter").textContent = T("output_counter", { n: this.index + 1, total: this.items.length });
+    const many = this.items.length > 1;
+    for (const button of document.querySelectorAll(".carousel-nav button")) button.hidden = !many;
+    $("output-counter").hidden = !many;
+  },
+  // The output on show: on the kiosk a one-time QR link to it, on a phone the save button.
+  async selected(turn) {
+    const item = this.items[this.index];
+    if (!item || item.classList.contains("pending")) return;
+    const name = item.dataset.name;
+    if (KIOSK) {
+      if (this.takeFor === name) return;
+      this.takeFor = name;
+      const take = await api("POST", `/ui/take-away/${guest.job}?output=${encodeURIComponent(name)}&${langQuery()}`,
+        { signal: turn.signal });
+      if (!turn.live || this.takeFor !== name) return;
+      insertSvg($("take-qr"), take.qr_svg);
+      $("take-qr").dataset.output = name;
+      $("take-hint").textContent = T("take_hint", { minutes: Math.max(1, Math.round(take.expires_in_s / 60)) });
+    } else {
+      const link = $("save-link");
+      link.href = item.dataset.url;
+      link.download = `ephemera-${name}`;
+    }
+  },
+  async wipe(turn) {
+    idle.disarm();
+    const answer = await forget();
+    if (!turn.live) return;
+    machine.go("receipt", answer);
+  },
+};
+
+const receipt = {
+  enter(answer) {
+    const signed = answer?.receipt;
+    const payload = signed?.payload;
+    if (payload) {
+      const time = new Date(payload.wiped_at).toLocaleTimeString(booth.lang);
+      $("receipt-counts").textContent = T("receipt_counts", {
+        photos: payload.photos, results: payload.results, keys: payload.keys, time,
+      });
+      $("receipt-id").textContent = T("receipt_id", { id: payload.receipt });
+      $("receipt-id").dataset.receipt = JSON.stringify(signed);
+    } else {
+      $("receipt-counts").textContent = T("wiped_elsewhere");
+      $("receipt-id").textContent = "";
+    }
+    const qr = $("receipt-qr");
+    qr.replaceChildren();
+    qr.hidden = !answer?.receipt_qr_svg;
+    if (answer?.receipt_qr_svg) insertSvg(qr, answer.receipt_qr_svg);
+  },
+};
+
+const screens = { attract, consent, effects, progress, result, receipt };
+if (KIOSK) Object.assign(screens, { capture, handoff });
+else Object.assign(screens, { pick });
+
+// What a press of each [data-action] does on each screen.
+const actions = {
+  start: () => machine.go("consent"),
+  agree: (turn) => consent.agree(turn),
+  effect: (turn, button) => effects.choose(button.dataset.effect),
+  shoot: (turn) => capture.shoot(turn),
+  retake: () => capture.retake(),
+  keep: (turn) => capture.keep(turn),
+  phone: () => machine.go("handoff"),
+  send: (turn) => pick.send(turn),
+  // Reading order: in a right-to-left language "next" is the slide on the left.
+  prev: () => result.step(-1),
+  next: () => result.step(1),
+  delete: (turn) => result.wipe(turn),
+  done: (turn) => result.wipe(turn),
+  again: () => progress.again(),
+  restart: () => machine.go(KIOSK ? "attract" : (guest.joinCode = null, "attract")),
+  "idle-stay": () => idle.stay(),
+  "idle-wipe": () => idle.expire(),
+  back: () => {
+    const from = machine.current;
+    if (from === "capture") return capture.back();
+    if (from === "pick") return pick.back();
+    if (from === "handoff") return machine.go("capture");
+    if (from === "effects") return machine.go("consent");
+    return machine.go("attract");
+  },
+};
+
+const machine = new Machine({
+  screens,
+  initial: "attract",
+  onFailure: () => forget({ quiet: true }),
+  onChange: (name) => {
+    if (!KIOSK) return;
+    if (name === "attract" || name === "progress") idle.disarm();
+    else idle.arm();
+  },
+});
+// The screen being entered, so a screen's exit knows where the guest is going.
+const go = machine.go.bind(machine);
+machine.go = (name, data) => { machine.pending = name; go(name, data); };
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-action]");
+  if (!button || button.disabled) return;
+  const action = actions[button.dataset.action];
+  if (!action) return;
+  event.preventDefault();
+  const turn = machine.turn;
+  machine.guard(() => action(turn, button));
+});
+for (const type of ["pointerdown", "keydown", "touchstart", "wheel"]) {
+  document.addEventListener(type, () => idle.poke(), { passive: true });
+}
+$("idle-dialog").addEventListener("cancel", (event) => { event.preventDefault(); idle.stay(); });
+window.addEventListener("pagehide", () => {
+  if (guest.token) {
+    fetch("/api/session", { method: "DELETE", headers: auth(), keepalive: true }).catch(() => {});
+  }
+});
+
+if (!KIOSK && location.pathname.endsWith("/join") && location.hash.length > 1) {
+  guest.joinCode = decodeURIComponent(location.hash.slice(1));
+  history.replaceState(null, "", location.pathname); // the code is spent: off the address bar
+}
+machine.go("attract");
