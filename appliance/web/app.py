@@ -13,7 +13,6 @@ from typing import Any
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from appliance import __version__
 from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import use_memfd_secret
