@@ -174,6 +174,9 @@ def client_gone(environ: dict[str, Any]) -> bool:
     if sock is None:
         return False
     try:
+        if isinstance(sock, ssl.SSLSocket):  # peek below TLS (a duplicate of the descriptor)
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as raw:
+                return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
         return False

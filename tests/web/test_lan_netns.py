@@ -1,0 +1,253 @@
+"""The two faces of the service, seen from real networks (ip netns, veth pairs).
+
+Three namespaces made here: the booth (its kiosk on loopback, its LAN listener on 10.77.0.1),
+a guest LAN (10.77.0.2, inside ``lan.allowed_cidrs``) and an outside network (10.78.0.2, routed
+to the booth but outside the allowed ranges). Clients run inside the namespaces and verify the
+booth's certificate against the CA it made on first run, as a phone that trusts it would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.secure import tls
+from tests.helpers import service as svc
+from tests.helpers.images import astronaut_bgr, encode
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="network namespaces need root and iproute2 (make installs it)")
+
+BOOTH_LAN, GUEST, BOOTH_OUT, OUTSIDER = "10.77.0.1", "10.77.0.2", "10.78.0.1", "10.78.0.2"
+KIOSK_PORT, LAN_PORT = 8080, 8443
+ORIGIN = f"https://{BOOTH_LAN}:{LAN_PORT}"
+
+
+@dataclass
+class Booth:
+    names: dict[str, str]
+    ca: Path
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def run(self, where: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run ``requests`` with the namespace client in namespace ``where``."""
+        for spec in requests:
+            spec.setdefault("cafile", str(self.ca))
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.names[where], sys.executable, "-m",
+             "tests.helpers.netns_client"], input=json.dumps(requests), capture_output=True,
+            text=True, timeout=600, cwd=svc.REPO)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return list(json.loads(done.stdout))
+
+    def one(self, where: str, path: str, method: str = "GET", **spec: Any) -> Reply:
+        base = f"http://127.0.0.1:{KIOSK_PORT}" if where == "booth" else ORIGIN
+        answer = self.run(where, [{"method": method, "url": spec.pop("url", base + path),
+                                   **spec}])[0]
+        return Reply(answer)
+
+
+class Reply:
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.raw = answer
+        self.status = int(answer.get("status", 0))
+        self.headers: dict[str, str] = {}
+        self.cookies: list[str] = []
+        for name, value in answer.get("headers", []):
+            self.headers[name.lower()] = value
+            if name.lower() == "set-cookie":
+                self.cookies.append(value)
+        self.body = base64.b64decode(answer.get("body_b64", ""))
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+def _make_networks(tag: str) -> dict[str, str]:
+    names = {"booth": f"ephb-{tag}", "lan": f"ephl-{tag}", "out": f"epho-{tag}"}
+    for name in names.values():
+        _ip("netns", "add", name)
+        _ip("-n", name, "link", "set", "lo", "up")
+    for side, booth_ip, peer_ip in (("lan", BOOTH_LAN, GUEST), ("out", BOOTH_OUT, OUTSIDER)):
+        a, b = f"vb{side[0]}-{tag}", f"vp{side[0]}-{tag}"
+        _ip("link", "add", a, "type", "veth", "peer", "name", b)
+        _ip("link", "set", a, "netns", names["booth"])
+        _ip("link", "set", b, "netns", names[side])
+        _ip("-n", names["booth"], "addr", "add", f"{booth_ip}/24", "dev", a)
+        _ip("-n", names[side], "addr", "add", f"{peer_ip}/24", "dev", b)
+        _ip("-n", names["booth"], "link", "set", a, "up")
+        _ip("-n", names[side], "link", "set", b, "up")
+        _ip("-n", names[side], "route", "add", "default", "via", booth_ip)
+    return names
+
+
+def _remove_networks(names: dict[str, str]) -> None:
+    for name in names.values():  # deleting a namespace deletes its veth ends too
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
+    tag = secrets.token_hex(3)
+    tmp = tmp_path_factory.mktemp("lan")
+    store = Path("/dev/shm") / f"ephemera-netns-{tag}" / "store"
+    names = _make_networks(tag)
+    log = tmp / "service.log"
+    tls = tmp / "tls"
+    env = svc.service_env(
+        KIOSK_PORT, store, False, EPHEMERA_LAN_ENABLED="true", EPHEMERA_LAN_ADDRESS=BOOTH_LAN,
+        EPHEMERA_LAN_PORT=str(LAN_PORT), EPHEMERA_LAN_ALLOWED_CIDRS="10.77.0.0/24",
+        EPHEMERA_LAN_TLS_CERT=str(tls / "server.pem"),
+        EPHEMERA_LAN_TLS_KEY=str(tls / "server.key"))
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", names["booth"], sys.executable, "-m", "appliance", "serve"],
+            cwd=svc.REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+    booth = Booth(names, tls / "ca.pem", proc, log)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            if booth.ca.is_file() and booth.one("booth", "/healthz").status == 200:
+                break
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield booth
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        _remove_networks(names)
+        shutil.rmtree(store.parent, ignore_errors=True)
+
+
+def test_a_phone_on_the_lan_reaches_its_pages_over_verified_tls(booth: Booth,
+                                                                 tmp_path: Path) -> None:
+    page = booth.one("lan", "/phone")
+    assert page.status == 200, page.raw
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["strict-transport-security"].startswith("max-age=")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    # The booth's address root sends a phone to its page; the API answers too.
+    root = booth.one("lan", "/")
+    assert root.status == 303 and root.headers["location"].endswith("/phone")
+    assert booth.one("lan", "/api/effects").status == 200
+    # Against another CA the certificate does not verify: the client really checks it.
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(tls.cert_pem(tls.make_ca("someone else").cert))
+    untrusted = booth.run("lan", [{"url": ORIGIN + "/phone", "cafile": str(other_ca)}])[0]
+    assert untrusted.get("error") == "certificate", untrusted
+
+
+def test_the_kiosk_listener_is_plain_http_on_loopback_only(booth: Booth) -> None:
+    kiosk = booth.one("booth", "/")
+    assert kiosk.status == 200 and "strict-transport-security" not in kiosk.headers
+    # Phone pages are for phones: with the LAN on, not on the kiosk's listener.
+    phone = booth.one("booth", "/phone")
+    assert phone.status == 403 and phone.json()["error"] == "phone_only"
+
+
+def test_kiosk_routes_are_unreachable_from_the_lan(booth: Booth) -> None:
+    for method, path in (("POST", "/ui/handoff"), ("GET", "/kiosk")):
+        reply = booth.one("lan", path, method, headers={"Origin": ORIGIN})
+        assert reply.status == 403, (path, reply.raw)
+        assert reply.json()["error"] == "kiosk_only"
+    # The kiosk's own port is not on the LAN address at all.
+    closed = booth.one("lan", "", url=f"http://{BOOTH_LAN}:{KIOSK_PORT}/")
+    assert closed.raw.get("error") == "connect"
+
+
+def test_an_address_outside_the_allowed_ranges_is_refused(booth: Booth) -> None:
+    reply = booth.one("out", "/phone")
+    assert reply.status == 403
+    body = reply.json()
+    assert body["error"] == "not_on_lan" and body["remedy"]
+    assert OUTSIDER not in booth.log.read_text()  # refused and audited, never its address
+
+
+def test_nothing_else_is_open_on_the_booth(booth: Booth) -> None:
+    found = booth.run("lan", [{"scan": BOOTH_LAN, "ports": [1, 65535]},
+                              {"scan": BOOTH_OUT, "ports": [1, 65535]}])
+    assert found[0]["open"] == [LAN_PORT]
+    assert found[1]["open"] == []  # the LAN listener binds its address only
+
+
+def test_state_changes_need_the_booths_own_origin(booth: Booth) -> None:
+    photo = encode(astronaut_bgr(), ".jpg")
+    upload = {"method": "POST", "url": ORIGIN + "/api/photos",
+              "body_b64": base64.b64encode(photo).decode(),
+              "headers": {**svc.CONSENT, "Content-Type": "image/jpeg"}}
+    missing, foreign, cross_site = (Reply(a) for a in booth.run("lan", [
+        upload, {**upload, "headers": {**upload["headers"], "Origin": "https://evil.example"}},
+        {**upload, "headers": {**upload["headers"], "Origin": ORIGIN,
+                               "Sec-Fetch-Site": "cross-site"}}]))
+    assert (missing.status, missing.json()["error"]) == (403, "origin_required")
+    assert (foreign.status, foreign.json()["error"]) == (403, "csrf_refused")
+    assert (cross_site.status, cross_site.json()["error"]) == (403, "csrf_refused")
+    wrong_host = booth.one("lan", "/phone", headers={"Host": "evil.example"})
+    assert wrong_host.status == 421 and wrong_host.json()["error"] == "wrong_host"
+
+
+def test_the_session_lives_in_a_strict_cookie_on_the_lan(booth: Booth) -> None:
+    photo = encode(astronaut_bgr(), ".jpg")
+    reply = Reply(booth.run("lan", [{
+        "method": "POST", "url": ORIGIN + "/api/photos",
+        "body_b64": base64.b64encode(photo).decode(),
+        "headers": {**svc.CONSENT, "Content-Type": "image/jpeg", "Origin": ORIGIN}}])[0])
+    assert reply.status == 201, reply.raw
+    body = reply.json()
+    assert "session_token" not in body  # never readable by the page's scripts
+    (cookie,) = reply.cookies
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite", "path"} <= attributes
+    assert "SameSite=Strict" in cookie and cookie.startswith("__Host-ephemera-session=")
+    token = cookie.split(";")[0].split("=", 1)[1]
+    assert len(token) >= 22  # at least 128 bits in URL-safe base64
+    own = booth.one("lan", f"/api/photos/{body['photo_id']}",
+                    headers={"Cookie": f"__Host-ephemera-session={token}"})
+    assert own.status == 200, own.raw
+    guessed = booth.one("lan", f"/api/photos/{body['photo_id']}",
+                        headers={"Cookie": "__Host-ephemera-session=" + secrets.token_urlsafe(16)})
+    assert guessed.status in (401, 403) and guessed.json()["error"] == "token_invalid"
+    gone = booth.one("lan", "/api/session", "DELETE", headers={
+        "Cookie": f"__Host-ephemera-session={token}", "Origin": ORIGIN})
+    assert gone.status == 200 and gone.json()["deleted"] is True
+
+
+def test_guessing_tokens_is_rate_limited(booth: Booth) -> None:
+    attempts = [{"url": f"{ORIGIN}/api/jobs/{secrets.token_hex(16)}",
+                 "headers": {"Authorization": f"Bearer {secrets.token_urlsafe(16)}"}}
+                for _ in range(30)]
+    replies = [Reply(a) for a in booth.run("lan", attempts)]
+    statuses = [r.status for r in replies]
+    assert 429 in statuses, statuses
+    limited = replies[statuses.index(429)]
+    assert limited.json()["error"] == "too_many_attempts"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert all(s in (401, 403, 404, 429) for s in statuses)
