@@ -1,7 +1,8 @@
 """The worker's peak memory while a mix of decompression bombs and 12-megapixel uploads
 arrives at once, against the documented ceiling (docs/SERVING.md).
 
-The mix (all sent at the same moment, each on its own connection): 4 JPEGs of about 70 KB whose
+The mix (all sent at the same moment, each on its own connection; each photo that is stored
+gets its face-check job started at once): 4 JPEGs of about 70 KB whose
 frame header claims 9000 x 4400, 4 all-zero PNGs of about 117 KB that really are 9999 x 4000,
 4 honest noisy 9000 x 4400 JPEGs (they pass every header check and must be decoded), and 8
 ordinary 12-megapixel photos. Peak = VmHWM of the worker, reset just before the mix.
@@ -52,13 +53,22 @@ def status_kib(pid: int, field: str) -> int:
 
 
 def post(port: int, data: bytes, content_type: str) -> tuple[int, str]:
+    """Upload a photo; when it is stored, start the face-check job on it at once."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
-        conn.request("POST", "/api/jobs", body=data,
+        conn.request("POST", "/api/photos", body=data,
                      headers={"Content-Type": content_type, **svc.CONSENT})
         reply = conn.getresponse()
         body = json.loads(reply.read() or b"{}")
-        return reply.status, str(body.get("error", body.get("state", "")))
+        if "photo_id" not in body:
+            return reply.status, str(body.get("error", ""))
+        conn.request("POST", "/api/jobs", body=json.dumps(
+            {"effect": "faces", "photos": [body["photo_id"]]}).encode(), headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {body['session_token']}"})
+        job = conn.getresponse()
+        started = json.loads(job.read() or b"{}")
+        return reply.status, "stored, job " + str(started.get("state", started.get("error")))
     finally:
         conn.close()
 

@@ -36,9 +36,10 @@ JobWork = Callable[[Job], None]
 DOWNLOAD_TOKEN_TTL_S = 300  # a QR code is scanned within minutes; the job's expiry caps it
 FIRST_RUN_ESTIMATE_S = 5.0
 # What one session (one guest's phone or one turn at the kiosk) may hold at once, so that one
-# guest cannot fill the booth for everyone: jobs (each is one photo today) and stored bytes.
+# guest cannot fill the booth for everyone: photos, jobs and stored bytes.
+SESSION_MAX_PHOTOS = 8
 SESSION_MAX_JOBS = 8
-SESSION_MAX_BYTES = 64 << 20
+SESSION_STORE_SHARE = 3  # a session may hold at most 1/3 of store.quota_bytes
 FAILED_KEEP_S = 60  # long enough for the screen to read the error; then the slot is free
 
 
@@ -149,6 +150,7 @@ class JobManager:
             session = self._find_session(token, now) if token else None
             if token and session is None:
                 raise _token_invalid()
+            self._check_room(session, now, "photo")
             photo = StoredPhoto(id=new_photo_id(), session_id="", created_at=now,
                                 expires_at=now + keep_s)
             try:  # the store counts photos, like jobs, against its max_jobs
@@ -268,26 +270,37 @@ class JobManager:
         due = [job.expires_at - now for job in jobs]
         return max(1, math.ceil(min(due))) if due else 60
 
-    def _check_room(self, session: Session | None, now: float) -> None:
-        """Refuse (429) before anything is made when the booth or this session is full."""
+    def _check_room(self, session: Session | None, now: float, what: str) -> None:
+        """Refuse (429) before anything is made when the booth or this session is full.
+
+        ``what``: "photo" or "job". Photos and jobs (failed ones too, until they are cleared)
+        share the store's ``max_jobs``; a session may hold SESSION_MAX_PHOTOS photos,
+        SESSION_MAX_JOBS jobs and a third of the store's bytes.
+        """
         limit = self.cfg.store.max_jobs
-        if len(self._jobs) >= limit:  # failed jobs count too, until they are cleared
-            retry = self._next_expiry_s(self._jobs.values(), now)
+        held_items: list[Any] = [*self._jobs.values(), *self._photos.values()]
+        if len(held_items) >= limit:
+            retry = self._next_expiry_s(held_items, now)
             audit("request_refused", reason="store_full")
             raise UserFacingError(
-                "store_full", f"The booth's memory for photos is full ({limit} jobs).",
-                status=429, retry_after_s=retry,
+                "store_full", f"The booth's memory for photos is full ({limit} photos and "
+                "jobs).", status=429, retry_after_s=retry,
                 remedy=f"Try again in about {retry} seconds, when earlier photos have expired.")
         if session is None:
             return
-        mine = [self._jobs[j] for j in session.job_ids if j in self._jobs]
-        held = sum(self._stored_bytes(job.id) for job in mine)
-        if len(mine) >= SESSION_MAX_JOBS or held >= SESSION_MAX_BYTES:
+        jobs = [self._jobs[j] for j in session.job_ids if j in self._jobs]
+        photos = [self._photos[p] for p in session.photo_ids if p in self._photos]
+        mine: list[Any] = [*jobs, *photos]
+        held = sum(self._stored_bytes(str(item.id)) for item in mine)
+        count, most = (len(photos), SESSION_MAX_PHOTOS) if what == "photo" else (
+            len(jobs), SESSION_MAX_JOBS)
+        if count >= most or held >= self.cfg.store.quota_bytes // SESSION_STORE_SHARE:
             retry = self._next_expiry_s(mine, now)
             audit("request_refused", reason="session_full")
             raise UserFacingError(
-                "session_full", f"This session already holds {len(mine)} photos, the most one "
-                "guest may keep at the booth at once.", status=429, retry_after_s=retry,
+                "session_full", f"This session already holds {len(photos)} photos and "
+                f"{len(jobs)} results, the most one guest may keep at the booth at once.",
+                status=429, retry_after_s=retry,
                 remedy="Delete photos you no longer need (or wait for them to expire), then "
                        "try again.")
 
@@ -298,8 +311,8 @@ class JobManager:
     def create_job(self, token: str | None, kind: str, *,
                    retention_minutes: int | None = None,
                    params: dict[str, Any] | None = None,
-                   operator: bool = False,
-                   photo_ids: list[str] | None = None) -> tuple[Job, str | None]:
+                   photo_ids: list[str] | None = None,
+                   operator: bool = False) -> tuple[Job, str | None]:
         """Admit a job and give it a fresh key; returns (job, new session token or None).
 
         ``token`` adds the job to that session (403 when it is not valid); without one, a new
@@ -329,7 +342,7 @@ class JobManager:
                 raise UserFacingError("queue_full", "The booth is busy with other guests' "
                                       "photos.", status=429, retry_after_s=retry,
                                       remedy=f"Try again in about {retry} seconds.")
-            self._check_room(session, now)
+            self._check_room(session, now, "job")
             job = Job(id=new_job_id(), session_id="", kind=kind, created_at=now,
                       expires_at=now + keep_s, params=dict(params or {}),
                       photo_ids=list(photo_ids or []))
@@ -582,18 +595,17 @@ class JobManager:
             for job in self._jobs.values():
                 states[job.state.value] = states.get(job.state.value, 0) + 1
             return {"jobs": len(self._jobs), "states": states, "sessions": len(self._sessions),
-                    "photos": len(self._photos), "queue_depth": self.cfg.queue.depth,
-                    "full": self.is_full()}
+                    "photos": len(self._photos), "queue_depth": self.cfg.queue.depth}
 
     def is_full(self) -> bool:
         """True while a new guest would get ``store_full`` (for /healthz)."""
         with self._lock:
-            jobs_full = len(self._jobs) >= self.cfg.store.max_jobs
+            items_full = len(self._jobs) + len(self._photos) >= self.cfg.store.max_jobs
         usage = getattr(self.store, "usage", None)
         if usage is None:
-            return jobs_full
+            return items_full
         counts = usage()
-        return jobs_full or counts["bytes"] >= counts["quota_bytes"] or (
+        return items_full or counts["bytes"] >= counts["quota_bytes"] or (
             counts["jobs"] >= counts["max_jobs"])
 
     def worker_alive(self) -> bool:

@@ -120,7 +120,7 @@ def upload_photo() -> Any:
                                                   status=500),
                            new_session=new_token is not None)
         raise
-    if client_gone(request.environ):  # nobody would ever get this photo's token: drop it now
+    if client_gone(request.environ):  # nobody would ever get this photo's token: drop it
         manager.fail_photo(photo, UserFacingError("client_gone", "The upload's connection "
                                                   "closed.", status=400),
                            new_session=new_token is not None)

@@ -35,6 +35,7 @@ import errno
 import ipaddress
 import json
 import secrets
+import select
 import selectors
 import socket
 import ssl
@@ -174,11 +175,15 @@ def client_gone(environ: dict[str, Any]) -> bool:
     if sock is None:
         return False
     try:
+        # Poll first: a socket with a timeout waits that long inside recv, flags or not.
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
         if isinstance(sock, ssl.SSLSocket):  # peek below TLS (a duplicate of the descriptor)
             with socket.fromfd(sock.fileno(), sock.family, sock.type) as raw:
                 return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+    except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError):
         return False
     except OSError:
         return True

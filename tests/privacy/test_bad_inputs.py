@@ -99,11 +99,15 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
                                           "Transfer-Encoding": "chunked", **svc.CONSENT},
                            b"5\r\nhello\r\n0\r\n\r\n")
         assert " 411 " in text.splitlines()[0] and "length_required" in text, text[:300]
+
+        # An upload that is still arriving holds no queue place, thread or job: the serving
+        # layer reads it; another upload is answered meanwhile.
         _, held = raw_post(service.port, {"Content-Type": "image/png",
                                           "Content-Length": str(len(canary_png)),
                                           **svc.CONSENT}, canary_png[:1000], keep_open=True)
         assert held is not None
-        held.close()  # an upload that stops early: refused and released
+        expect(service.upload(b"GIF89a" + bytes(200), "image/png"), 415, "unsupported_format")
+        held.close()  # an upload that stops early: dropped before the application sees it
 
         expect(service.upload(encode(no_face(canaries[1]), ".png")), 422, "no_face")
         expect(service.upload(encode(two_faces(), ".png"), query="faces=1"), 422,

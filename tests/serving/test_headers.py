@@ -28,7 +28,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[svc.Service]:
     ("GET", "/", None, {}),
     ("GET", "/healthz", None, {}),
     ("GET", "/api/nothing", None, {}),
-    ("POST", "/api/jobs", b"x", {"Content-Type": "image/png"}),
+    ("POST", "/api/photos", b"x", {"Content-Type": "image/png"}),
     ("GET", "/api/jobs/0123", None, {"Authorization": "Bearer forged"}),
 ])
 def test_every_answer_has_the_security_headers(service: svc.Service, method: str, path: str,

@@ -17,7 +17,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[svc.Service]:
         yield running
 
 
-POST = b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+POST = b"POST /api/photos HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
 CASES = {
     "bad Content-Length": (POST + b"Content-Length: 12abc\r\n\r\nhello", 400),
     "two Content-Lengths": (POST + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",

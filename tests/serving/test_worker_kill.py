@@ -38,8 +38,7 @@ def test_a_new_worker_sweeps_a_killed_workers_blobs(tmp_path: Path) -> None:
         # `appliance serve` re-execs itself with the malloc settings: the arbiter is that pid.
         wait_for(lambda: len(worker_pids(service.pid)) == 1)
         (old_worker,) = worker_pids(service.pid)
-        reply = service.upload(encode(astronaut_bgr(), ".jpg"), "image/jpeg")
-        job, token = reply.json()["job_id"], reply.json()["session_token"]
+        _photo, job, token = service.photo_job(encode(astronaut_bgr(), ".jpg"), "image/jpeg")
         assert service.wait_for_job(job, token)["state"] == "done"
         assert service.store_files(), "the result should be in the store"
 

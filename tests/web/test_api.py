@@ -258,3 +258,51 @@ def test_photo_refusals_are_json_and_leave_nothing(client: FlaskClient, app: Fla
     assert app.extensions["ephemera.store"].job_ids() == []
     stats = app.extensions["ephemera.jobs"].stats()
     assert (stats["jobs"], stats["photos"], stats["sessions"]) == (0, 0, 0)
+
+
+@pytest.mark.needs_models
+def test_a_download_link_is_spent_only_when_the_picture_is_sent(client: FlaskClient,
+                                                                 app: Flask) -> None:
+    photo = upload(client, encode(astronaut_bgr(), ".jpg")).json
+    token = photo["session_token"]
+    manager = app.extensions["ephemera.jobs"]
+    with manager._models_lock:  # the worker cannot finish the job while this is held
+        job = start(client, token, {"effect": "faces", "photos": [photo["photo_id"]]}).json
+        url = client.post(f"/api/jobs/{job['job_id']}/download-token",
+                          headers=auth(token)).json["download_url"]
+        early = client.get(url)  # the QR code scanned before the picture is ready
+        assert early.status_code == 409 and early.json["error"] == "not_ready"
+    assert wait(client, job["status_url"], token)["state"] == "done"
+    assert client.get(url).status_code == 200
+    assert error(client.get(url)) == (403, "token_invalid")
+
+
+@pytest.mark.needs_models
+def test_delete_answers_deleted_only_after_the_wipe(client: FlaskClient, app: Flask,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from appliance.web import api as api_module
+    monkeypatch.setattr(api_module, "DELETE_WAIT_S", 0.5)
+    photo = upload(client, encode(astronaut_bgr(), ".jpg")).json
+    token = photo["session_token"]
+    manager = app.extensions["ephemera.jobs"]
+    with manager._models_lock:  # the job is running and cannot finish yet
+        job = start(client, token, {"effect": "faces", "photos": [photo["photo_id"]]}).json
+        for _ in range(600):  # running, not queued: a queued job's release takes this lock
+            if client.get(job["status_url"], headers=auth(token)).json["state"] == "running":
+                break
+            time.sleep(0.05)
+        deleting = client.delete(f"/api/jobs/{job['job_id']}", headers=auth(token))
+        assert deleting.status_code == 202
+        assert deleting.json == {"job_id": job["job_id"], "deleted": False,
+                                 "state": "deleting"}
+    for _ in range(600):
+        if not REGISTRY.live(job["job_id"]):
+            break
+        time.sleep(0.05)
+    assert client.get(job["status_url"], headers=auth(token)).status_code == 404
+    # A job that is not running: "deleted" means its buffers are already gone.
+    job = start(client, token, {"effect": "faces", "photos": [photo["photo_id"]]}).json
+    wait(client, job["status_url"], token)
+    deleted = client.delete(f"/api/jobs/{job['job_id']}", headers=auth(token))
+    assert deleted.json == {"job_id": job["job_id"], "deleted": True}
+    assert REGISTRY.live(job["job_id"]) == []

@@ -64,10 +64,13 @@ def test_unicode_digits_are_a_named_400(app: Flask, query: str) -> None:
     assert body["error"] in (f"bad_{name}", "bad_param") and name in body["message"]
 
 
-ROUTES = [("POST", "/api/jobs"), ("GET", "/api/jobs/0123/result"),
-          ("GET", "/api/jobs/0123"), ("POST", "/api/jobs/0123/download-token"),
-          ("DELETE", "/api/jobs/0123"), ("GET", "/healthz"), ("GET", "/")]
-PARAMS = ["faces", "retention_minutes", "kind", "consent", "download"]
+ROUTES = [("POST", "/api/photos"), ("GET", "/api/photos/0123"), ("DELETE", "/api/photos/0123"),
+          ("POST", "/api/jobs"), ("GET", "/api/jobs/0123"),
+          ("GET", "/api/jobs/0123/outputs/result.jpg"),
+          ("POST", "/api/jobs/0123/download-token"), ("DELETE", "/api/jobs/0123"),
+          ("DELETE", "/api/session"), ("GET", "/api/effects"), ("GET", "/healthz"),
+          ("GET", "/")]
+PARAMS = ["faces", "retention_minutes", "effect", "consent", "download", "output"]
 
 
 @settings(max_examples=150, deadline=None,
