@@ -87,6 +87,8 @@ class JobManager:
         self.store = store
         self.models = models
         self.clock = clock
+        # The operator may change it on the admin page, within the hard cap, until restart.
+        self.default_retention_minutes = cfg.retention.default_minutes
         self._lock = threading.RLock()
         self._models_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
@@ -115,7 +117,7 @@ class JobManager:
     def _new_session(self, now: float) -> tuple[Session, str]:
         """A fresh session (call with the lock held); returns it and its secret token."""
         secret, capability = CapabilityToken.issue(
-            now + self.cfg.retention.default_minutes * 60)
+            now + self.default_retention_minutes * 60)
         session = Session(new_job_id(), capability)
         self._sessions[session.id] = session
         return session, secret
@@ -252,7 +254,7 @@ class JobManager:
         """The requested retention, or the default, never above the hard cap; a guest may
         only shorten it (keeping photos longer is the operator's decision, in the config)."""
         cap = self.cfg.retention.hard_cap_minutes
-        default = self.cfg.retention.default_minutes
+        default = self.default_retention_minutes
         if minutes is None:
             minutes = default
         if minutes < 1 or minutes > cap:

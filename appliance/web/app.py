@@ -17,6 +17,7 @@ from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import use_memfd_secret
 from appliance.web.access import install_access_policy
+from appliance.web.admin import install_admin
 from appliance.web.client_guard import install_client_guard
 from appliance.web.screens import install_screens
 
@@ -85,6 +86,7 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     install_access_policy(app, cfg)
     if jobs:
         _install_jobs(app, cfg)
+    install_admin(app, cfg)
     install_screens(app, cfg)
 
     @app.get("/healthz")
