@@ -30,7 +30,7 @@ from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager, token_required
 from appliance.jobs.photos import FaceRule
 from appliance.numbers import parse_ascii_int
-from appliance.web.access import session_token_from_cookie
+from appliance.web.access import on_lan, session_token_from_cookie
 from appliance.web.delivery import SecureBody
 from appliance.web.guarded_worker import client_gone
 from appliance.web.job_request import read_job_request
@@ -168,6 +168,8 @@ def _check_faces(effect: Any, params: dict[str, Any], photo_ids: list[str],
 
 def _job_status(job: Job) -> dict[str, Any]:
     body = job.status()
+    if body.get("state") == "queued":  # where the guest stands: 1 is next
+        body["queue_position"] = _manager().queue_position(job.id)
     for output in body.get("outputs", []):
         output["url"] = url_for("api.job_output", job_id=job.id, name=output["name"])
     return body
@@ -187,7 +189,7 @@ def create_job() -> Any:
     retention = _int_arg("retention_minutes", None, 1, manager.cfg.retention.hard_cap_minutes)
     _check_faces(effect, params, wanted.photos, token)
     job, _ = manager.create_job(token, effect.key, retention_minutes=retention, params=params,
-                                photo_ids=wanted.photos)
+                                photo_ids=wanted.photos, kiosk=not on_lan())
     job.outputs = {output.name: output for output in declared_outputs(effect, params)}
     manager.enqueue(job, _runner().work)
     body = _job_status(job)
