@@ -117,8 +117,12 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
                 413: "too_many_bytes"}.get(error.code or 500, "bad_request")
         messages = {"not_found": "There is nothing at this address.",
                     "too_many_bytes": "The upload is too large."}
+        remedies = {"not_found": "Open the booth's page from its screen or QR code.",
+                    "method_not_allowed": "Use the booth's own page.",
+                    "too_many_bytes": "Send a smaller photo."}
         return error_response(UserFacingError(
-            code, messages.get(code, error.description or code), status=error.code or 400))
+            code, messages.get(code, error.description or code), status=error.code or 400,
+            remedy=remedies.get(code, "Use the booth's own page.")))
 
     return app
 

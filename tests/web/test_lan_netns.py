@@ -251,3 +251,12 @@ def test_guessing_tokens_is_rate_limited(booth: Booth) -> None:
     assert limited.json()["error"] == "too_many_attempts"
     assert int(limited.headers["retry-after"]) >= 1
     assert all(s in (401, 403, 404, 429) for s in statuses)
+
+
+def test_the_admin_page_is_on_the_lan_over_tls_behind_the_pin(booth: Booth) -> None:
+    page = booth.one("lan", "/admin")
+    assert page.status == 200 and b'name="pin"' in page.body
+    assert page.headers["strict-transport-security"].startswith("max-age=")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    closed = booth.one("lan", "/admin/status.json")
+    assert closed.status == 401 and closed.json()["error"] == "admin_login_required"
