@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from appliance.secure import tls
+from appliance.secure.pin import hash_pin
 from tests.helpers import service as svc
 from tests.helpers.images import astronaut_bgr, encode
 
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.skipif(
 BOOTH_LAN, GUEST, BOOTH_OUT, OUTSIDER = "10.77.0.1", "10.77.0.2", "10.78.0.1", "10.78.0.2"
 KIOSK_PORT, LAN_PORT = 8080, 8443
 ORIGIN = f"https://{BOOTH_LAN}:{LAN_PORT}"
+PIN = "424242"
 
 
 @dataclass
@@ -118,7 +120,7 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
         KIOSK_PORT, store, False, EPHEMERA_LAN_ENABLED="true", EPHEMERA_LAN_ADDRESS=BOOTH_LAN,
         EPHEMERA_LAN_PORT=str(LAN_PORT), EPHEMERA_LAN_ALLOWED_CIDRS="10.77.0.0/24",
         EPHEMERA_LAN_TLS_CERT=str(tls / "server.pem"),
-        EPHEMERA_LAN_TLS_KEY=str(tls / "server.key"))
+        EPHEMERA_LAN_TLS_KEY=str(tls / "server.key"), EPHEMERA_ADMIN_PIN_HASH=hash_pin(PIN))
     with open(log, "w") as handle:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", names["booth"], sys.executable, "-m", "appliance", "serve"],
@@ -260,3 +262,12 @@ def test_the_admin_page_is_on_the_lan_over_tls_behind_the_pin(booth: Booth) -> N
     assert "default-src 'none'" in page.headers["content-security-policy"]
     closed = booth.one("lan", "/admin/status.json")
     assert closed.status == 401 and closed.json()["error"] == "admin_login_required"
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": ORIGIN}
+    signed_in = booth.one("lan", "/admin/login", "POST", headers=form,
+                          body_b64=base64.b64encode(f"pin={PIN}".encode()).decode())
+    assert signed_in.status == 303, signed_in.raw
+    (cookie,) = signed_in.cookies
+    assert cookie.startswith("__Host-ephemera-admin=") and "Secure" in cookie
+    session = cookie.split(";")[0]
+    status = booth.one("lan", "/admin/status.json", headers={"Cookie": session})
+    assert status.status == 200 and status.json()["queue"]["depth"] >= 1
