@@ -29,12 +29,12 @@ from appliance.secure import tls
 from appliance.secure.pin import hash_pin
 from tests.helpers import service as svc
 from tests.helpers.images import astronaut_bgr, encode
+from tests.helpers.netns import BOOTH_LAN, BOOTH_OUT, OUTSIDER, make_networks, remove_networks
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
     reason="network namespaces need root and iproute2 (make installs it)")
 
-BOOTH_LAN, GUEST, BOOTH_OUT, OUTSIDER = "10.77.0.1", "10.77.0.2", "10.78.0.1", "10.78.0.2"
 KIOSK_PORT, LAN_PORT = 8080, 8443
 ORIGIN = f"https://{BOOTH_LAN}:{LAN_PORT}"
 PIN = "424242"
@@ -81,39 +81,12 @@ class Reply:
         return json.loads(self.body)
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-
-def _make_networks(tag: str) -> dict[str, str]:
-    names = {"booth": f"ephb-{tag}", "lan": f"ephl-{tag}", "out": f"epho-{tag}"}
-    for name in names.values():
-        _ip("netns", "add", name)
-        _ip("-n", name, "link", "set", "lo", "up")
-    for side, booth_ip, peer_ip in (("lan", BOOTH_LAN, GUEST), ("out", BOOTH_OUT, OUTSIDER)):
-        a, b = f"vb{side[0]}-{tag}", f"vp{side[0]}-{tag}"
-        _ip("link", "add", a, "type", "veth", "peer", "name", b)
-        _ip("link", "set", a, "netns", names["booth"])
-        _ip("link", "set", b, "netns", names[side])
-        _ip("-n", names["booth"], "addr", "add", f"{booth_ip}/24", "dev", a)
-        _ip("-n", names[side], "addr", "add", f"{peer_ip}/24", "dev", b)
-        _ip("-n", names["booth"], "link", "set", a, "up")
-        _ip("-n", names[side], "link", "set", b, "up")
-        _ip("-n", names[side], "route", "add", "default", "via", booth_ip)
-    return names
-
-
-def _remove_networks(names: dict[str, str]) -> None:
-    for name in names.values():  # deleting a namespace deletes its veth ends too
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
-
-
 @pytest.fixture(scope="module")
 def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
     tag = secrets.token_hex(3)
     tmp = tmp_path_factory.mktemp("lan")
     store = Path("/dev/shm") / f"ephemera-netns-{tag}" / "store"
-    names = _make_networks(tag)
+    names = make_networks(tag)
     log = tmp / "service.log"
     tls = tmp / "tls"
     env = svc.service_env(
@@ -144,7 +117,7 @@ def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booth]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        _remove_networks(names)
+        remove_networks(names)
         shutil.rmtree(store.parent, ignore_errors=True)
 
 
