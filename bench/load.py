@@ -92,8 +92,8 @@ class Phone:
         with self.lock:
             self.results["statuses"].setdefault(kind, {}).setdefault(str(reply.status), 0)
             self.results["statuses"][kind][str(reply.status)] += 1
-            if kind in ("status", "page"):
-                self.results["latency"][kind].append(elapsed)
+            if kind in ("status", "page", "idle page", "idle status"):
+                self.results["latency"].setdefault(kind, []).append(elapsed)
         try:
             parsed = json.loads(data) if data[:1] == b"{" else None
         except ValueError:
@@ -196,6 +196,13 @@ def run_phones(spec: dict[str, Any]) -> dict[str, Any]:
             for i, address in enumerate(spec["slow_addresses"])]
     phones = [threading.Thread(target=Phone(a, context, results, lock, deadline).run,
                                args=(photo,)) for a in spec["addresses"]]
+    # The reference, same run: the page and a status-sized request with nothing else going on.
+    idle = Phone(spec["addresses"][0], context, results, lock, deadline)
+    for _ in range(40):
+        idle.request("GET", "/phone", kind="idle page")
+        idle.request("GET", "/healthz", kind="idle status")
+    results["idle"] = {kind: results["latency"].pop(kind, []) for kind in
+                       ("idle page", "idle status")}
     started = time.monotonic()
     for thread in slow + phones:
         thread.start()
@@ -335,6 +342,13 @@ def report(args: argparse.Namespace, results: dict[str, Any], photo_bytes: int,
               f"{1000 * statistics.median(values) if values else float('nan'):.0f} ms, "
               f"{1000 * percentile(values, 0.95):.0f} ms, "
               f"{1000 * max(values) if values else float('nan'):.0f} ms |")
+    for kind, under_load in (("idle status", "status"), ("idle page", "page")):
+        idle = results["idle"][kind]
+        loaded = results["latency"][under_load]
+        ratio = percentile(loaded, 0.95) / percentile(idle, 0.95)
+        print(f"| `{kind}` (no load, same run; `/healthz` for status): p50, p95 | "
+              f"{1000 * statistics.median(idle):.0f} ms, {1000 * percentile(idle, 0.95):.0f} ms "
+              f"(p95 under load / idle: {ratio:.0f}x) |")
     print(f"| 5xx answers (503 busy excluded: it carries Retry-After) | {five_xx} |")
     print(f"| largest queue position seen | {results['max_position']} |")
     print(f"| service RSS idle / peak (VmHWM, arbiter + worker) | {idle_kib / 1024:.0f} MiB / "

@@ -95,6 +95,11 @@ def list_effects() -> Any:
 
 @api.post("/photos")
 def upload_photo() -> Any:
+    with current_app.extensions["ephemera.upload_slots"].held(on_lan()):
+        return _upload_photo()
+
+
+def _upload_photo() -> Any:
     """Consent, session, headers and store room are checked before a byte of the body is read.
 
     ``?effect=KEY`` gates for that effect (its faces per photo, eyes open); ``?faces=N``

@@ -65,6 +65,7 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     from appliance.secure.store import RamStore
     from appliance.vision.pipeline import FacePipeline
     from appliance.web.api import api
+    from appliance.web.upload_slots import UploadSlots
 
     store = RamStore.from_config(cfg)
     models = ModelSet(cfg)
@@ -72,6 +73,7 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     app.extensions["ephemera.models"] = models
     manager = JobManager(cfg, store, models)
     app.extensions["ephemera.jobs"] = manager
+    app.extensions["ephemera.upload_slots"] = UploadSlots()
     app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store, manager)
     app.register_blueprint(api)
 

@@ -126,7 +126,9 @@ def gunicorn_options(cfg: Config, lan: LanEndpoint | None = None) -> dict[str, A
         # sendfile would bypass TLS on the LAN listener (gunicorn only knows its own TLS).
         "sendfile": False,
         "workers": 1,
-        "threads": 4,
+        # Phone uploads may hold at most 2 of them (web/upload_slots.py): the rest answer
+        # status polls, pages and the kiosk while photos are gated.
+        "threads": 8,
         # gthread whose event loop reads request heads and bodies under deadlines, a minimum
         # rate and a memory budget: slow clients never hold a thread (docs/SERVING.md).
         # It also speaks TLS on the LAN listener only (appliance/web/lan_worker.py).
