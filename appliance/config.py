@@ -277,6 +277,13 @@ class SecureConfig:
 
 
 @dataclass(frozen=True)
+class EffectsConfig:
+    headshot_styles_dir: str = _setting(
+        _text, "", "folder of the operator's own headshot styles (STYLE.toml, its .cube and "
+        "backdrop image), checked at start-up; empty: only the shipped styles")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration. Immutable: read once at start-up."""
 
@@ -290,6 +297,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     secure: SecureConfig = field(default_factory=SecureConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
 
     @property
     def strict(self) -> bool:

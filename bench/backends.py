@@ -48,6 +48,8 @@ def main() -> None:
     print("| model | plain ORT (ms) | backend (ms) | backend / plain | zeroise (ms) |")
     print("| --- | --- | --- | --- | --- |")
     for name, entry in manifest.models.items():
+        if entry.profiles:  # dynamic shapes: timed in its effect's bench (bench/effects.py)
+            continue
         path = entry.onnx_path(cfg.models.engines_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads

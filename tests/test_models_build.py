@@ -14,8 +14,8 @@ from appliance.cli import main
 from appliance.models import fetch
 from appliance.models.errors import FetchError, HashMismatchError, ManifestError
 from appliance.models.integrity import sha256_file
-from appliance.models.manifest import DEFAULT_MANIFEST, load_manifest
-from tests.models_support import built, wheel_path
+from appliance.models.manifest import DEFAULT_MANIFEST, ModelSource, load_manifest
+from tests.models_support import ENGINES, built, wheel_path
 
 REPO = DEFAULT_MANIFEST.parent.parent
 MANIFEST = load_manifest()
@@ -37,9 +37,12 @@ def no_subprocess(*args: object, **kwargs: object) -> None:
 
 
 def test_manifest_lists_the_four_face_models_with_pins() -> None:
-    assert set(MANIFEST.models) == {"face_detection_short", "face_detection_full",
-                                    "face_landmark", "selfie_segmentation"}
-    for entry in MANIFEST.models.values():
+    face_models = {name: entry for name, entry in MANIFEST.models.items()
+                   if isinstance(entry.source, ModelSource)}  # the rest are generated graphs
+    assert set(face_models) == {"face_detection_short", "face_detection_full",
+                                "face_landmark", "selfie_segmentation"}
+    for entry in face_models.values():
+        assert isinstance(entry.source, ModelSource)
         assert entry.source.wheel.requirement == "mediapipe==0.10.14"
         assert entry.licence == "Apache-2.0"
         assert entry.inputs[0].layout == "NCHW" and entry.inputs[0].dtype == "float32"
@@ -162,7 +165,9 @@ def test_list_shows_model_source_hash_backend_and_state(
     assert len(lines) == 1 + len(MANIFEST.models)
     for entry in MANIFEST.models.values():
         row = next(line for line in lines if line.startswith(entry.name + " "))
-        assert entry.source.member in row and entry.onnx_sha256[:16] in row
+        where = (entry.source.member if isinstance(entry.source, ModelSource)
+                 else entry.source.describe())
+        assert where in row and entry.onnx_sha256[:16] in row
         assert "onnxruntime" in row and row.endswith("not built")
 
 
@@ -176,7 +181,8 @@ def test_doctor_reports_unbuilt_and_tampered_models_with_the_fix(tmp_path: Path)
     assert "ephemera build" in result.remedy
     for entry in MANIFEST.models.values():
         entry.onnx_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built(entry)[1], entry.onnx_path(tmp_path))
+        shutil.copyfile(built(entry)[1] if isinstance(entry.source, ModelSource)
+                        else entry.onnx_path(ENGINES), entry.onnx_path(tmp_path))
     assert models_built(cfg).ok
     with MANIFEST.models["selfie_segmentation"].onnx_path(tmp_path).open("ab") as f:
         f.write(b"\0")

@@ -30,13 +30,19 @@ def inference_backend(cfg: Config) -> CheckResult:
                                "install TensorRT (JetPack) or set models.backend = 'auto'")
         return CheckResult(True, f"ONNX Runtime on the CPU for all {count} models "
                                  "(TensorRT is not importable here)")
+    # Graphs with dynamic shapes stay on ONNX Runtime (the TensorRT backend binds fixed shapes).
+    dynamic = [name for name, entry in manifest.models.items() if entry.profiles]
     if configured == "tensorrt":  # no fallback: each model needs its engine to load at all
         missing = [name for name, entry in manifest.models.items()
-                   if engine_for(entry, cfg) is None]
+                   if not entry.profiles and engine_for(entry, cfg) is None]
     else:
         missing = [name for name in manifest.models
-                   if backend_kind(cfg, name, manifest) != "tensorrt"]
+                   if name not in dynamic and backend_kind(cfg, name, manifest) != "tensorrt"]
     if not missing:
+        if dynamic:
+            return CheckResult(True, f"TensorRT engines for {count - len(dynamic)} models; "
+                                     f"ONNX Runtime for the dynamic-shape graphs "
+                                     f"{', '.join(dynamic)}")
         return CheckResult(True, f"TensorRT engines for all {count} models")
     detail = (f"TensorRT for {count - len(missing)} of {count} models; no accepted engine for "
               f"this device for: {', '.join(missing)}")

@@ -17,8 +17,17 @@ from appliance.models.atomic import write_atomic
 from appliance.models.engines import backend_kind
 from appliance.models.errors import HashMismatchError, ModelSupplyError
 from appliance.models.fetch import ensure_wheel, extract_member
+from appliance.models.generated import generate
 from appliance.models.integrity import sha256_file
-from appliance.models.manifest import Manifest, ModelEntry, load_manifest, repin_onnx_sha256
+from appliance.models.manifest import (
+    FileSource,
+    GeneratedSource,
+    Manifest,
+    ModelEntry,
+    ModelSource,
+    load_manifest,
+    repin_onnx_sha256,
+)
 from appliance.models.tflite_to_onnx import convert_tflite, serialize
 
 
@@ -33,20 +42,50 @@ def onnx_state(entry: ModelEntry, engines_dir: Path) -> str:
     return "built" if sha256_file(path) == entry.onnx_sha256 else "MISMATCH (rebuild)"
 
 
-def convert_model(entry: ModelEntry, tflite_path: Path, engines_dir: Path, *,
-                  repin: bool = False) -> Path:
-    """Convert one model and write it atomically only if its hash matches the pin."""
+def _write_pinned(entry: ModelEntry, data: bytes, engines_dir: Path, what: str,
+                  remedy: str, *, repin: bool) -> Path:
+    """Write a model's ONNX bytes atomically, only if they match the pinned sha256."""
     import hashlib
 
-    data = serialize(convert_tflite(tflite_path.read_bytes(), entry.name))
     actual = hashlib.sha256(data).hexdigest()
     if actual != entry.onnx_sha256 and not repin:
         raise HashMismatchError(
-            f"converted {entry.name}: sha256 {actual} does not match the pinned "
-            f"{entry.onnx_sha256}",
-            remedy="the converter's output changed (a different onnx/numpy version or converter "
-                   "code). Developers: check parity, then `ephemera build --repin`.")
+            f"{what} {entry.name}: sha256 {actual} does not match the pinned "
+            f"{entry.onnx_sha256}", remedy=remedy)
     return write_atomic(entry.onnx_path(engines_dir), data)
+
+
+def convert_model(entry: ModelEntry, tflite_path: Path, engines_dir: Path, *,
+                  repin: bool = False) -> Path:
+    """Convert one model and write it atomically only if its hash matches the pin."""
+    return _write_pinned(
+        entry, serialize(convert_tflite(tflite_path.read_bytes(), entry.name)), engines_dir,
+        "converted", "the converter's output changed (a different onnx/numpy version or "
+        "converter code). Developers: check parity, then `ephemera build --repin`.", repin=repin)
+
+
+def generate_model(entry: ModelEntry, engines_dir: Path, *, repin: bool = False) -> Path:
+    """Generate one pixel graph (``source = "generated"``) and write it if it matches its pin."""
+    assert isinstance(entry.source, GeneratedSource)
+    return _write_pinned(
+        entry, generate(entry.source.generator), engines_dir, "generated",
+        "the graph's builder changed (its code or the onnx version). Developers: check its "
+        "tests against the NumPy/OpenCV reference, then `ephemera build --repin`.", repin=repin)
+
+
+def copy_operator_model(entry: ModelEntry, engines_dir: Path) -> Path:
+    """Copy an operator-supplied ONNX file (``source = "file"``) in, if it matches its pin."""
+    assert isinstance(entry.source, FileSource)
+    try:
+        data = entry.source.path.read_bytes()
+    except OSError as exc:
+        raise ModelSupplyError(f"{entry.name}: cannot read {entry.source.path}: "
+                               f"{exc.strerror or exc}",
+                               remedy="put the ONNX file there or correct `path` in "
+                                      "engines/models.toml") from None
+    return _write_pinned(entry, data, engines_dir, "operator model",
+                         "the file is not the one whose sha256 the manifest pins; put the "
+                         "right file there or pin this one (`sha256sum FILE`)", repin=False)
 
 
 def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool,
@@ -89,17 +128,24 @@ def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = No
             todo.append(entry)
     wheels: dict[str, Path] = {}
     for entry in todo:
-        src = entry.source.wheel
-        if src.key not in wheels:
-            wheels[src.key] = ensure_wheel(src, cache, from_wheel=from_wheel, offline=offline,
-                                           log=_say)
-        tfl = extract_member(wheels[src.key], entry.source, cache / "tflite", log=_say)
-        out = convert_model(entry, tfl, engines_dir, repin=repin)
+        if isinstance(entry.source, GeneratedSource):
+            out = generate_model(entry, engines_dir, repin=repin)
+        elif isinstance(entry.source, FileSource):
+            out = copy_operator_model(entry, engines_dir)
+        else:
+            src = entry.source.wheel
+            if src.key not in wheels:
+                wheels[src.key] = ensure_wheel(src, cache, from_wheel=from_wheel,
+                                               offline=offline, log=_say)
+            tfl = extract_member(wheels[src.key], entry.source, cache / "tflite", log=_say)
+            out = convert_model(entry, tfl, engines_dir, repin=repin)
         digest = sha256_file(out)
         if repin and digest != entry.onnx_sha256:
             repin_onnx_sha256(manifest.path, entry.name, digest)
             _say(f"[{entry.name}] repinned onnx_sha256 = {digest} in {manifest.path}")
-        _say(f"[{entry.name}] converted -> {out} (sha256 ok)")
+        verb = "converted" if isinstance(entry.source, ModelSource) else (
+            "generated" if isinstance(entry.source, GeneratedSource) else "copied")
+        _say(f"[{entry.name}] {verb} -> {out} (sha256 ok)")
         built.append(out)
     build_tensorrt_engines(manifest, engines_dir, force=force, names=names, dla_core=dla_core)
     return built

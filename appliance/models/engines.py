@@ -164,10 +164,13 @@ def backend_kind(cfg: Config, model: str | None = None,
     being importable is not enough (engines are built per device and TensorRT version).
     """
     configured = cfg.models.backend
+    manifest = manifest or load_manifest()
+    if model is not None and model in manifest.models and manifest.models[model].profiles:
+        return "onnxruntime"  # dynamic shapes: the TensorRT backend binds fixed shapes
     if configured in ("onnxruntime", "tensorrt"):
         return configured
-    manifest = manifest or load_manifest()
-    names = [model] if model is not None else list(manifest.models)
+    names = [model] if model is not None else [n for n, e in manifest.models.items()
+                                               if not e.profiles]
     found = all(name in manifest.models and engine_for(manifest.models[name], cfg) is not None
                 for name in names)
     return "tensorrt" if found else "onnxruntime"

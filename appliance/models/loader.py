@@ -57,7 +57,7 @@ def open_backend(name: str, cfg: Config, manifest: Manifest | None = None) -> Ba
         if entry.cpu_threads:
             threads = min(threads, entry.cpu_threads)
         backend = OnnxRuntimeBackend(entry.onnx_path(cfg.models.engines_dir), entry.onnx_sha256,
-                                     name, threads=threads)
+                                     name, threads=threads, profiles=entry.profiles)
     try:
         _check_tensors(entry, backend)
     except BackendError:
@@ -70,7 +70,7 @@ def _check_tensors(entry: ModelEntry, backend: Backend) -> None:
     """The pre- and post-processing trust the manifest's shapes: the model must agree."""
     for kind, declared, actual in (("inputs", entry.inputs, backend.inputs),
                                    ("outputs", entry.outputs, backend.outputs)):
-        want = sorted((t.name, tuple(t.shape)) for t in declared)
+        want = sorted((t.name, tuple(t.spec().shape)) for t in declared)  # named dims: -1
         got = sorted((t.name, tuple(t.shape)) for t in actual)
         if want != got:
             raise BackendError(f"model {entry.name}: its {kind} {got} differ from the "

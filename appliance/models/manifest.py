@@ -29,6 +29,9 @@ else:  # JetPack 6 ships Python 3.10
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent.parent / "engines" / "models.toml"
 PRECISIONS = ("fp16", "fp32")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SYMBOL = re.compile(r"^[a-z][a-z0-9_]*$")
+GENERATED = "generated"  # source = "generated": a graph built by appliance.effects.graphs
+OPERATOR_FILE = "file"  # source = "file": an operator-supplied ONNX file at ``path``
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,46 @@ class ModelSource:
 
 
 @dataclass(frozen=True)
+class GeneratedSource:
+    """A graph the project generates in code (``appliance.effects.graphs``): no download, the
+    builder function's output is pinned by ``onnx_sha256`` like a converted model's."""
+
+    generator: str  # "appliance.effects.graphs.<module>:<function>"
+
+    def describe(self) -> str:
+        return f"generated:{self.generator}"
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """An operator-supplied ONNX file (e.g. a learned image-to-image model), pinned by its
+    sha256 (``onnx_sha256``) and copied into the engines directory by the build."""
+
+    path: Path
+
+    def describe(self) -> str:
+        return f"file:{self.path}"
+
+
+Source = ModelSource | GeneratedSource | FileSource
+
+
+@dataclass(frozen=True)
 class TensorInfo:
-    """A model input or output: name, static shape, dtype and layout (as the ONNX model has it)."""
+    """A model input or output: name, shape, dtype and layout (as the ONNX model has it).
+
+    A dimension is a positive integer or, for a graph with dynamic shapes, a symbol (e.g.
+    ``"src_h"``) that the model's ``profiles`` bound and the backend resolves from the feeds.
+    """
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int | str, ...]
     dtype: str
     layout: str
 
     def spec(self) -> TensorSpec:
-        return TensorSpec(self.name, self.shape, np.dtype(self.dtype))
+        return TensorSpec(self.name, tuple(d if isinstance(d, int) else -1 for d in self.shape),
+                          np.dtype(self.dtype))
 
 
 @dataclass(frozen=True)
@@ -85,7 +118,7 @@ class ModelEntry:
     name: str
     role: str
     description: str
-    source: ModelSource
+    source: Source
     converter: str
     onnx_sha256: str
     inputs: tuple[TensorInfo, ...]
@@ -133,8 +166,10 @@ def _tensors(items: Any, where: str) -> tuple[TensorInfo, ...]:
     for n, item in enumerate(items):
         w = f"{where}[{n}]"
         shape = _need(item, "shape", w, list)
-        if not all(isinstance(d, int) and d > 0 for d in shape):
-            raise ManifestError(f"{w}: shape must be positive integers, got {shape!r}")
+        if not all((isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                   or (isinstance(d, str) and _SYMBOL.match(d)) for d in shape):
+            raise ManifestError(f"{w}: shape must be positive integers or dimension names "
+                                f"(letters, digits, _), got {shape!r}")
         out.append(TensorInfo(_need(item, "name", w, str), tuple(shape),
                               _need(item, "dtype", w, str), _need(item, "layout", w, str)))
     return tuple(out)
@@ -155,36 +190,76 @@ def _wheel_source(key: str, table: dict[str, Any]) -> WheelSource:
                        _need(table, "licence", where, str))
 
 
+def _profiles(table: dict[str, Any], where: str, inputs: tuple[TensorInfo, ...]
+              ) -> tuple[dict[str, Any], ...]:
+    """``profiles = [{ src_h = [min, opt, max], ... }]``: one table per TensorRT optimisation
+    profile, a [min, opt, max] per dimension name; every name the inputs use must be bounded."""
+    profiles = table.get("profiles", [])
+    if not isinstance(profiles, list):
+        raise ManifestError(f"{where}: profiles must be a list")
+    symbols = {d for t in inputs for d in t.shape if isinstance(d, str)}
+    if symbols and not profiles:
+        raise ManifestError(f"{where}: inputs have dynamic dimensions {sorted(symbols)} but no "
+                            "profiles bound them")
+    for n, profile in enumerate(profiles):
+        w = f"{where}.profiles[{n}]"
+        if not isinstance(profile, dict) or set(profile) != symbols:
+            raise ManifestError(f"{w}: must give [min, opt, max] for exactly the dynamic "
+                                f"dimensions {sorted(symbols)}")
+        for symbol, bounds in profile.items():
+            if (not isinstance(bounds, list) or len(bounds) != 3
+                    or not all(isinstance(b, int) and b > 0 for b in bounds)
+                    or not bounds[0] <= bounds[1] <= bounds[2]):
+                raise ManifestError(f"{w}.{symbol}: must be [min, opt, max] positive integers "
+                                    f"with min <= opt <= max, got {bounds!r}")
+    return tuple(profiles)
+
+
+def _source(table: dict[str, Any], where: str, sources: dict[str, WheelSource]
+            ) -> tuple[Source, str]:
+    """(source, converter) of a model entry: a wheel member, a generated graph or a file."""
+    src_key = _need(table, "source", where, str)
+    if src_key == GENERATED:
+        generator = _need(table, "generator", where, str)
+        if not re.match(r"^appliance\.effects\.graphs\.[a-z_]+:[a-z_]+$", generator):
+            raise ManifestError(f"{where}: generator must be "
+                                "'appliance.effects.graphs.<module>:<function>', got "
+                                f"{generator!r}")
+        return GeneratedSource(generator), "generated"
+    if src_key == OPERATOR_FILE:
+        return FileSource(Path(_need(table, "path", where, str))), "copy"
+    if src_key not in sources:
+        raise ManifestError(f"{where}: source {src_key!r} is not defined under [sources] "
+                            f"(nor {GENERATED!r} or {OPERATOR_FILE!r})")
+    return (ModelSource(sources[src_key], _need(table, "member", where, str),
+                        _sha(table, "member_sha256", where)),
+            _need(table, "converter", where, str))
+
+
 def _model(name: str, table: dict[str, Any], sources: dict[str, WheelSource]) -> ModelEntry:
     where = f"models.{name}"
-    src_key = _need(table, "source", where, str)
-    if src_key not in sources:
-        raise ManifestError(f"{where}: source {src_key!r} is not defined under [sources]")
+    source, converter = _source(table, where, sources)
     precision = _need(table, "precision", where, str)
     if precision not in PRECISIONS:
         raise ManifestError(f"{where}: precision must be one of {PRECISIONS}, got {precision!r}")
     norm = _need(table, "normalisation", where, list)
     if len(norm) != 2 or not all(isinstance(v, (int, float)) for v in norm):
         raise ManifestError(f"{where}: normalisation must be [low, high], got {norm!r}")
-    profiles = table.get("profiles", [])
-    if not isinstance(profiles, list):
-        raise ManifestError(f"{where}: profiles must be a list")
     cpu_threads = table.get("cpu_threads", 0)
     if not isinstance(cpu_threads, int) or isinstance(cpu_threads, bool) or cpu_threads < 0:
         raise ManifestError(f"{where}: cpu_threads must be a whole number >= 0 (0: the "
                             f"backend's default), got {cpu_threads!r}")
+    inputs = _tensors(table.get("inputs"), f"{where}.inputs")
     return ModelEntry(
         name=name, role=_need(table, "role", where, str),
         description=str(table.get("description", "")),
-        source=ModelSource(sources[src_key], _need(table, "member", where, str),
-                           _sha(table, "member_sha256", where)),
-        converter=_need(table, "converter", where, str),
+        source=source, converter=converter,
         onnx_sha256=_sha(table, "onnx_sha256", where),
-        inputs=_tensors(table.get("inputs"), f"{where}.inputs"),
+        inputs=inputs,
         outputs=_tensors(table.get("outputs"), f"{where}.outputs"),
         layout=_need(table, "layout", where, str),
         normalisation=(float(norm[0]), float(norm[1])), precision=precision,
-        profiles=tuple(profiles), licence=_need(table, "licence", where, str),
+        profiles=_profiles(table, where, inputs), licence=_need(table, "licence", where, str),
         cpu_threads=cpu_threads)
 
 

@@ -88,19 +88,53 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def _static_shape(model: str, kind: str, name: str, shape: list[Any]) -> tuple[int, ...]:
-    """A fixed shape; a free batch dimension becomes 1, any other free dimension is refused."""
+def _static_shape(model: str, kind: str, name: str, shape: list[Any],
+                  dynamic: bool = False) -> tuple[int, ...]:
+    """A fixed shape; a free batch dimension becomes 1. With ``dynamic`` (the model has
+    profiles), a named dimension is -1, resolved from the feeds at each run; otherwise any
+    other free dimension is refused."""
     dims: list[int] = []
     for axis, dim in enumerate(shape):
         if isinstance(dim, int) and dim > 0:
             dims.append(dim)
+        elif dynamic and isinstance(dim, str) and dim:
+            dims.append(-1)
         elif axis == 0:
             dims.append(1)
         else:
             raise BackendError(
                 f"model {model}: {kind} {name!r} has a free dimension {dim!r} at axis {axis}; "
-                "buffers are allocated once, so every dimension but the batch must be fixed")
+                "buffers are allocated once, so every dimension but the batch must be fixed "
+                "(or named, with profiles in the manifest)")
     return tuple(dims)
+
+
+def resolve_shapes(model: str, symbols: Mapping[str, tuple[str | None, ...]],
+                   specs: list[TensorSpec], feeds: Mapping[str, Any],
+                   profiles: tuple[Mapping[str, Any], ...]) -> dict[str, int]:
+    """The value of every named dimension, read from the feeds and checked against the
+    profiles (within [min, max] of at least one); one wording for every backend."""
+    values: dict[str, int] = {}
+    for spec in specs:
+        if spec.name not in feeds:
+            continue
+        shape = tuple(np.shape(feeds[spec.name]))
+        if len(shape) != len(spec.shape):
+            raise BackendError(f"model {model}: input {spec.name!r} has shape {shape}, "
+                               f"expected {len(spec.shape)} dimensions")
+        for axis, symbol in enumerate(symbols.get(spec.name, ())):
+            if symbol is None:
+                continue
+            if values.setdefault(symbol, shape[axis]) != shape[axis]:
+                raise BackendError(f"model {model}: dimension {symbol!r} is {values[symbol]} "
+                                   f"in one input and {shape[axis]} in {spec.name!r}")
+    if profiles and not any(all(p[s][0] <= v <= p[s][2] for s, v in values.items() if s in p)
+                            for p in profiles):
+        bounds = "; ".join(", ".join(f"{s} {p[s][0]}..{p[s][2]}" for s in sorted(p))
+                           for p in profiles)
+        raise BackendError(f"model {model}: dimensions {values} are outside every profile "
+                           f"({bounds})")
+    return values
 
 
 class OnnxRuntimeBackend:
@@ -108,7 +142,8 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: str | Path, sha256: str, model: str, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, sha256: str, model: str, threads: int = 0,
+                 profiles: tuple[Mapping[str, Any], ...] = ()) -> None:
         self.model = model
         self.path = Path(path)
         self.owner = f"backend:{model}"
@@ -122,13 +157,21 @@ class OnnxRuntimeBackend:
                                f"{exc}") from None
         finally:
             del data
+        self.profiles = tuple(profiles)
+        args = [*self._session.get_inputs(), *self._session.get_outputs()]
+        # Named dimensions (``src_h``) of a graph with dynamic shapes, per tensor and axis.
+        self._symbols = {arg.name: tuple(d if isinstance(d, str) and d else None
+                                         for d in arg.shape) for arg in args}
+        self.dynamic = any(any(d is not None for d in dims) for dims in self._symbols.values())
         self._inputs = [self._spec(arg, "input") for arg in self._session.get_inputs()]
         self._outputs = [self._spec(arg, "output") for arg in self._session.get_outputs()]
+        self._bound: dict[str, int] | None = None  # symbol values the buffers are sized for
         self._buffers: dict[str, SecureBuffer] = {}
         self._views: dict[str, npt.NDArray[Any]] = {}
         self._binding: Any = None
         self._closed = False
-        self._allocate_and_bind()
+        if not self.dynamic:
+            self._allocate_and_bind()
 
     # -- the Backend interface -------------------------------------------------------------
 
@@ -152,8 +195,15 @@ class OnnxRuntimeBackend:
         return self._views[name]
 
     def run(self, feeds: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        inputs = self._inputs
+        if self.dynamic:
+            values = resolve_shapes(self.model, self._symbols, self._inputs, feeds,
+                                    self.profiles)
+            if values != self._bound or not self._buffers:
+                self._allocate_and_bind(values)
+            inputs = [self._resolved(spec, values) for spec in self._inputs]
         self._ensure_ready()
-        copy_feeds(self.model, self._inputs, self._views, feeds)
+        copy_feeds(self.model, inputs, self._views, feeds)
         try:
             self._session.run_with_iobinding(self._binding)
         except Exception as exc:
@@ -184,24 +234,45 @@ class OnnxRuntimeBackend:
         if dtype is None:
             raise BackendError(f"model {self.model}: {kind} {arg.name!r} has type {arg.type}, "
                                "which this backend does not support")
-        return TensorSpec(arg.name, _static_shape(self.model, kind, arg.name, arg.shape), dtype)
+        return TensorSpec(arg.name, _static_shape(self.model, kind, arg.name, arg.shape,
+                                                  self.dynamic), dtype)
 
-    def _allocate_and_bind(self) -> None:
-        """Secure buffers for every input and output, bound once so ORT uses them directly."""
+    def _resolved(self, spec: TensorSpec, values: Mapping[str, int]) -> TensorSpec:
+        symbols = self._symbols.get(spec.name, ())
+        shape = []
+        for axis, dim in enumerate(spec.shape):
+            symbol = symbols[axis] if axis < len(symbols) else None
+            if dim >= 0:
+                shape.append(dim)
+            elif symbol is not None and symbol in values:
+                shape.append(values[symbol])
+            else:
+                raise BackendError(f"model {self.model}: the size of {spec.name!r}'s "
+                                   f"dimension {symbol!r} cannot be derived from the inputs")
+        return TensorSpec(spec.name, tuple(shape), spec.dtype)
+
+    def _allocate_and_bind(self, values: Mapping[str, int] | None = None) -> None:
+        """Secure buffers for every input and output, bound once so ORT uses them directly
+        (for dynamic shapes: again whenever the feeds' named dimensions change)."""
         for buffer in self._buffers.values():
             buffer.release()
         self._buffers.clear()
         self._views.clear()
+        if self.dynamic:
+            values = dict(values if values is not None else self._bound or {})
+            self._bound = values
+        specs = [self._resolved(spec, values or {}) for spec in [*self._inputs, *self._outputs]]
         binding = self._session.io_binding()
-        for spec in [*self._inputs, *self._outputs]:
+        for spec in specs:
             buffer, view = REGISTRY.array(spec.shape, spec.dtype, owner=self.owner,
                                           label=f"{self.model}:{spec.name}")
             self._buffers[spec.name] = buffer
             self._views[spec.name] = view
-        for spec in self._inputs:
+        n_inputs = len(self._inputs)
+        for spec in specs[:n_inputs]:
             binding.bind_input(spec.name, "cpu", 0, spec.dtype.type, list(spec.shape),
                                self._views[spec.name].ctypes.data)
-        for spec in self._outputs:
+        for spec in specs[n_inputs:]:
             binding.bind_output(spec.name, "cpu", 0, spec.dtype.type, list(spec.shape),
                                 self._views[spec.name].ctypes.data)
         self._binding = binding
@@ -212,6 +283,9 @@ class OnnxRuntimeBackend:
         # A purge (REGISTRY.release_all) wipes and unmaps our buffers too; get fresh ones.
         if any(buffer.released for buffer in self._buffers.values()):
             self._allocate_and_bind()
+        if self.dynamic and not self._buffers:
+            raise BackendError(f"model {self.model} has dynamic shapes: its buffers exist "
+                               "only once run() has seen the feeds")
 
     def __repr__(self) -> str:
         return f"OnnxRuntimeBackend({self.model!r}, {self.path})"

@@ -215,9 +215,27 @@ def _parse_failure(trt: Any, key: EngineKey, parser: Any) -> EngineBuildError:
                             "re-convert the model with `ephemera build --force`")
 
 
+def profile_shapes(spec: ModelSpec) -> list[dict[str, tuple[tuple[int, ...], ...]]]:
+    """The manifest's ``profiles`` as TensorRT wants them: per profile, per input with named
+    dimensions, its (min, opt, max) shapes. Empty for a model with static shapes."""
+    profiles = getattr(spec, "profiles", ())
+    out = []
+    for profile in profiles:
+        shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
+        for tensor in getattr(spec, "inputs", ()):
+            if all(isinstance(d, int) for d in tensor.shape):
+                continue
+            shapes[tensor.name] = tuple(
+                tuple(d if isinstance(d, int) else int(profile[d][i]) for d in tensor.shape)
+                for i in range(3))
+        out.append(shapes)
+    return out
+
+
 def serialize_engine(trt: Any, key: EngineKey, onnx_bytes: bytes,
                      input_shapes: dict[str, tuple[int, ...]], cache_file: Path,
-                     workspace: int = WORKSPACE_BYTES) -> bytes:
+                     workspace: int = WORKSPACE_BYTES,
+                     profiles: Sequence[dict[str, tuple[tuple[int, ...], ...]]] = ()) -> bytes:
     """Parse the ONNX, configure the builder, build; the timing cache is loaded and saved."""
     logger = make_logger(trt)
     builder = trt.Builder(logger)
@@ -235,15 +253,22 @@ def serialize_engine(trt: Any, key: EngineKey, onnx_bytes: bytes,
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = key.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run go to the GPU
-    profile = builder.create_optimization_profile()
-    for index in range(network.num_inputs):
-        tensor = network.get_input(index)
-        shape = tuple(tensor.shape)
-        fixed = tuple(d if d > 0 else input_shapes.get(tensor.name, shape)[i]
-                      for i, d in enumerate(shape))
-        fixed = tuple(1 if d <= 0 else d for d in fixed)
-        profile.set_shape(tensor.name, fixed, fixed, fixed)
-    config.add_optimization_profile(profile)
+    for wanted in profiles or [{}]:
+        # One optimisation profile per manifest profile (dynamic shapes: min, opt, max from
+        # the manifest); static inputs get their one shape.
+        profile = builder.create_optimization_profile()
+        for index in range(network.num_inputs):
+            tensor = network.get_input(index)
+            if tensor.name in wanted:
+                low, opt, high = wanted[tensor.name]
+                profile.set_shape(tensor.name, low, opt, high)
+                continue
+            shape = tuple(tensor.shape)
+            fixed = tuple(d if d > 0 else input_shapes.get(tensor.name, shape)[i]
+                          for i, d in enumerate(shape))
+            fixed = tuple(1 if d <= 0 else d for d in fixed)
+            profile.set_shape(tensor.name, fixed, fixed, fixed)
+        config.add_optimization_profile(profile)
     cache_bytes = b""
     with contextlib.suppress(OSError):
         cache_bytes = cache_file.read_bytes()
@@ -315,7 +340,8 @@ def build_engine(spec: ModelSpec, engines_dir: str | Path, trt: Any, device: Dev
     shapes = {s.name: s.shape for s in reference.inputs}
     reference.close()
     cache_file = timing_cache_path(engines_dir, device)
-    engine_bytes = serialize_engine(trt, key, onnx_bytes, shapes, cache_file, workspace)
+    engine_bytes = serialize_engine(trt, key, onnx_bytes, shapes, cache_file, workspace,
+                                    profile_shapes(spec))
     del onnx_bytes
     build_seconds = time.monotonic() - started
     partial = write_partial(target, engine_bytes)  # validated before it takes the name
@@ -425,6 +451,13 @@ def build_engines(specs: Sequence[ModelSpec], engines_dir: str | Path, *,
         _clean_interrupted(engines_dir, progress)
         for number, spec in enumerate(specs, 1):
             progress(f"[{number}/{len(specs)}] {spec.name}")
+            if getattr(spec, "profiles", ()):
+                # The TensorRT backend binds one fixed shape per tensor; a graph with dynamic
+                # shapes stays on ONNX Runtime until it binds per run (profile_shapes is ready).
+                detail = "dynamic shapes: runs on ONNX Runtime"
+                progress(f"  {spec.name}: {detail}")
+                results.append(BuildResult(spec.name, "onnxruntime", detail))
+                continue
             try:
                 result = build_engine(spec, engines_dir, trt, device, dla_core=dla_core,
                                       force=force, progress=progress)

@@ -1,0 +1,1 @@
+"""The studio headshot's parts: framing, shading, skin weights, styles, the renderer."""

@@ -1,0 +1,188 @@
+"""The studio headshot from a 12-megapixel JPEG: time to the first style and to all four.
+
+Reference (the floor), measured in the same run, interleaved with the effect: decoding the
+12-MP JPEG (the service's decoder, into a secure buffer) plus encoding four 1024 x 1280 JPEGs
+(the effect's encoder). The effect's figures include that decode, the face pipeline (detect,
+mesh, gates: what an upload runs), the per-photo work and each style with its encoding: from
+the bytes to each output ready. Per-stage times are the effect's own. For the pixel graphs
+whose ONNX Runtime figure is far from the same operation in OpenCV, both are measured.
+
+    python bench/effects.py [--runs 5]
+
+Needs the built models (`ephemera build`). Prints Markdown for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.config import load_config
+from appliance.effects import headshot
+from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi, normalised_matrix
+from appliance.effects.headshot_parts import render
+from appliance.media.decode import decode_image
+from appliance.media.encode import encode_image
+from appliance.models.loader import ModelSet
+from appliance.secure.buffers import REGISTRY
+from appliance.vision.pipeline import FacePipeline
+
+WIDTH, HEIGHT = 4000, 3000
+
+
+def make_jpeg() -> bytes:
+    """A 12-MP photo: scikit-image's astronaut scaled up (face ~620 px), with sensor noise."""
+    import skimage.data
+
+    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
+    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
+                        interpolation=cv2.INTER_CUBIC)
+    canvas[:, 500:500 + HEIGHT] = person
+    noise = np.random.default_rng(0).normal(0, 4, canvas.shape)
+    canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
+    ok, data = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return data.tobytes()
+
+
+def floor_once(jpeg: bytes, sample: np.ndarray) -> float:
+    owner = f"bench-floor-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    try:
+        data_buf = REGISTRY.allocate(len(jpeg), owner=owner)
+        data_buf.view()[:] = np.frombuffer(jpeg, np.uint8)
+        decode_image(data_buf.memoryview(), owner)
+        for _ in range(4):
+            encoded, view = encode_image(sample, "jpeg", owner=owner, quality=render.JPEG_QUALITY)
+            del view
+            encoded.release()
+        return time.perf_counter() - started
+    finally:
+        REGISTRY.release_owner(owner)
+
+
+def effect_once(jpeg: bytes, models: ModelSet, pipeline: FacePipeline) -> dict[str, float]:
+    owner = f"bench-headshot-{uuid.uuid4().hex}"
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    try:
+        data_buf = REGISTRY.allocate(len(jpeg), owner=owner)
+        data_buf.view()[:] = np.frombuffer(jpeg, np.uint8)
+        _buf, bgr = decode_image(data_buf.memoryview(), owner)
+        times["decode"] = time.perf_counter() - started
+        mark = time.perf_counter()
+        faces = pipeline.analyse(bgr, owner, faces_needed=1)
+        times["faces (detect, mesh, gates)"] = time.perf_counter() - mark
+        ready: list[float] = []
+        assert faces[0].mesh is not None
+        prepared = render.render(bgr, faces[0].mesh, models, owner,
+                                 list(headshot.styles().values()),
+                                 lambda style, view: ready.append(time.perf_counter()))
+        times["first style"] = ready[0] - started
+        times["all four"] = ready[-1] - started
+        for stage, seconds in prepared.timings.items():
+            group = stage.split(":")[0]
+            times[group] = times.get(group, 0.0) + seconds
+        return times
+    finally:
+        REGISTRY.release_owner(owner)
+        models.zeroise_all()
+
+
+def graph_vs_opencv(models: ModelSet, runs: int) -> list[tuple[str, float, float, str]]:
+    """ONNX Runtime graph vs the same operation in OpenCV, on the same inputs (ms)."""
+    rng = np.random.default_rng(1)
+    source = cv2.resize(rng.integers(0, 255, (90, 70, 3), dtype=np.uint8), (820, 1000),
+                        interpolation=cv2.INTER_CUBIC)
+    height, width = PORTRAIT
+    scale = 0.78
+    roi = crop_box_roi(4.0, 4.0, 4.0 + scale * (width - 1), 4.0 + scale * (height - 1),
+                       820, 1000, width, height)
+    affine = np.array([[scale, 0.0, 4.0], [0.0, scale, 4.0]])
+    frame = models.get("fx_frame_portrait")
+    warp = models.get("fx_warp_portrait")
+    matrix = normalised_matrix(affine, 820, 1000)
+
+    def median(fn: Any) -> float:
+        fn()
+        samples = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples) * 1000
+
+    cv_warp = median(lambda: cv2.warpAffine(source, affine, (width, height),
+                                            flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                                            borderMode=cv2.BORDER_REPLICATE))
+    return [
+        ("fx_frame_portrait (Resize, bicubic, uint8)",
+         median(lambda: frame.run({"image": source, "roi": roi})), cv_warp,
+         "cv2.warpAffine INTER_CUBIC"),
+        ("fx_warp_portrait (GridSample, bicubic, float)",
+         median(lambda: warp.run({"image": source, "matrix": matrix})), cv_warp,
+         "cv2.warpAffine INTER_CUBIC"),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    cfg = load_config()
+    jpeg = make_jpeg()
+    sample = cv2.resize(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[:, 500:3500],
+                        (PORTRAIT[1], PORTRAIT[0]), interpolation=cv2.INTER_AREA)
+    with ModelSet(cfg) as models:
+        pipeline = FacePipeline(models)
+        for style in headshot.styles().values():  # loaded once at start-up by the service
+            style.table()
+            style.backdrop_image()
+        effect_once(jpeg, models, pipeline)  # warm-up: models opened, buffers bound
+        floor_once(jpeg, sample)
+        floors, effects = [], []
+        for _ in range(args.runs):  # interleaved: a busy machine slows both alike
+            floors.append(floor_once(jpeg, sample))
+            effects.append(effect_once(jpeg, models, pipeline))
+        comparisons = graph_vs_opencv(models, args.runs)
+    floor = statistics.median(floors) * 1000
+    keys = list(effects[0])
+    med = {k: statistics.median(e[k] for e in effects) * 1000 for k in keys}
+    cpus = len(os.sched_getaffinity(0))
+    print(f"Machine: {platform.machine()}, {cpus} CPU(s) available, {platform.processor() or ''}"
+          f" Python {platform.python_version()}; {args.runs} interleaved runs, medians; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    print()
+    print("| measure | ms | / floor |")
+    print("|---|---:|---:|")
+    print(f"| floor: decode 12-MP JPEG + encode four 1024x1280 JPEGs | {floor:.0f} | 1.00 |")
+    for key in ("first style", "all four"):
+        print(f"| headshot, bytes to {key} ready | {med[key]:.0f} | {med[key] / floor:.2f} |")
+    print()
+    print("| stage (median of runs) | ms |")
+    print("|---|---:|")
+    for key in keys:
+        if key not in ("first style", "all four"):
+            print(f"| {key} | {med[key]:.0f} |")
+    print()
+    print("| graph (ONNX Runtime) | ms | OpenCV | ms |")
+    print("|---|---:|---|---:|")
+    for name, ours, theirs, what in comparisons:
+        print(f"| {name} | {ours:.0f} | {what} | {theirs:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
