@@ -82,6 +82,8 @@ def new_page(browser: Any, viewport: str, **extra: Any) -> Any:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text)
+            if message.text.startswith("failsafe") else None)
     page.errors = errors
     return page
 
@@ -132,8 +134,14 @@ def test_kiosk_flow_for_every_effect(booth: svc.Service, browser: Any, key: str,
     again.context.close()
     for index in range(1, len(outputs)):  # swipe (step) through the others
         page.click("[data-action=next]")
-        page.wait_for_function("(n) => document.getElementById('output-counter')"
-                               ".textContent.startsWith(String(n))", arg=index + 1)
+        try:
+            page.wait_for_function("(n) => document.getElementById('output-counter')"
+                                   ".textContent.startsWith(String(n))", arg=index + 1)
+        except sync_api.TimeoutError:
+            state = page.evaluate("() => [document.body.dataset.state, document.getElementById("
+                                  "'output-counter').textContent]")
+            raise AssertionError(f"stepping to output {index + 1}: {state} {page.errors}")
+        assert page.errors == []
     page.click("[data-action=done]")
     wait_state(page, "receipt")
     assert_receipt(booth, receipt_of(page), tmp_path, photos=effect.photos[1], results=1)
