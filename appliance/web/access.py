@@ -107,12 +107,37 @@ def booth_hosts(cfg: Config) -> tuple[set[str], set[str]]:
     return kiosk, lan
 
 
+def _phone_origin(cfg: Config) -> str | None:
+    """Where phones reach the booth (https://<LAN address>:<port>), None with the LAN off."""
+    if not cfg.lan.enabled:
+        return None
+    from appliance.web.lan_tls import lan_address
+
+    try:
+        address = lan_address(cfg)
+    except (ConfigError, OSError):
+        return None
+    host = f"[{address}]" if ":" in address else address
+    return f"https://{host}" + ("" if cfg.lan.port == 443 else f":{cfg.lan.port}")
+
+
+def phone_link(path: str) -> str:
+    """A link for a guest's phone (a QR code): the LAN listener when it is on, else the
+    address this request came in on."""
+    from flask import current_app
+
+    policy = current_app.extensions.get("ephemera.access")
+    origin = getattr(policy, "phone_origin", None) or request.host_url.rstrip("/")
+    return origin + path
+
+
 class AccessPolicy:
     """The rules above, installed as before/after-request hooks on one app."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.kiosk_hosts, self.lan_hosts = booth_hosts(cfg)
+        self.phone_origin = _phone_origin(cfg)
         self.uploads = SlidingWindow(UPLOADS_PER_MINUTE, 60.0)
         self.token_failures = SlidingWindow(TOKEN_FAILURES_PER_MINUTE, 60.0)
 

@@ -186,3 +186,13 @@ def test_a_session_cookie_opens_only_its_own_photos(client: FlaskClient, app: Fl
     assert error(lan(client, "GET", f"/api/photos/{theirs}")) == (404, "photo_not_found")
     assert error(lan(client, "DELETE", f"/api/photos/{theirs}")) == (404, "photo_not_found")
     app.extensions["ephemera.jobs"].release_all("test")
+
+
+def test_links_for_phones_point_at_the_lan_listener(app: Flask) -> None:
+    from appliance.web.access import phone_link
+
+    with app.test_request_context("/", base_url=KIOSK_BASE):
+        assert phone_link("/take") == "https://10.77.0.1:8443/take"
+    plain = create_app(load_config(env={}), jobs=False)
+    with plain.test_request_context("/", base_url=KIOSK_BASE):
+        assert phone_link("/take") == KIOSK_BASE + "/take"  # the LAN off: as reached
