@@ -36,10 +36,7 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 NO_DLA_CORE = -1  # models.dla_core's value for "build and run on the GPU only"
 # Settings accepted and validated now for features still being built, and what will read them:
 # their help and every message about them say so, so nobody expects them to act today.
-_ADMIN_PAGE = "the operator's admin page, which is not in this release yet"
-NOT_READ_YET = {
-    "admin.pin_hash": _ADMIN_PAGE,
-}
+NOT_READ_YET: dict[str, str] = {}
 
 
 def _ascii_digits(text: str) -> bool:
@@ -265,7 +262,8 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
-    pin_hash: str = _setting(_pin_hash, "", "scrypt hash of the operator PIN; empty disables admin")
+    pin_hash: str = _setting(_pin_hash, "", "scrypt hash of the operator PIN for the admin page "
+                             "(/admin; set it with `ephemera admin-pin`); empty disables admin")
 
 
 @dataclass(frozen=True)
