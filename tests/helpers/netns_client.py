@@ -3,7 +3,10 @@
 Reads a JSON list of requests on stdin and prints a JSON list of answers: each request is
 ``{"method", "url", "headers", "body_b64", "cafile"}`` (https verifies the certificate against
 ``cafile`` and the address in the URL, as a phone that trusts the booth's CA would), or
-``{"scan": host, "ports": [low, high]}``, which lists the TCP ports that accept a connection.
+``{"scan": host, "ports": [low, high]}``, which lists the TCP ports that accept a connection,
+or ``{"stall": n, "host", "port"}``, which opens n connections that send the first bytes of a
+TLS handshake and nothing more, then ``{"wait_closed": seconds}``, which answers how long the
+server took to close all of them (None: some still open).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import selectors
 import socket
 import ssl
 import sys
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,10 +80,35 @@ def scan(host: str, low: int, high: int, batch: int = 512) -> list[int]:
     return sorted(open_ports)
 
 
+def wait_closed(stalled: list[socket.socket], limit_s: float) -> float | None:
+    started = time.monotonic()
+    open_ones = list(stalled)
+    while open_ones and time.monotonic() - started < limit_s:
+        for sock in list(open_ones):
+            sock.settimeout(0.1)
+            try:
+                if sock.recv(1) == b"":
+                    open_ones.remove(sock)
+            except TimeoutError:
+                continue
+            except OSError:
+                open_ones.remove(sock)
+    return None if open_ones else round(time.monotonic() - started, 1)
+
+
 def main() -> None:
-    answers = []
+    answers: list[dict[str, Any]] = []
+    stalled: list[socket.socket] = []
     for spec in json.load(sys.stdin):
-        if "scan" in spec:
+        if "stall" in spec:
+            for _ in range(spec["stall"]):
+                sock = socket.create_connection((spec["host"], spec["port"]), timeout=10)
+                sock.sendall(b"\x16\x03\x01")  # a TLS record header, then silence
+                stalled.append(sock)
+            answers.append({"stalled": len(stalled)})
+        elif "wait_closed" in spec:
+            answers.append({"closed_after_s": wait_closed(stalled, spec["wait_closed"])})
+        elif "scan" in spec:
             answers.append({"open": scan(spec["scan"], *spec["ports"])})
         else:
             answers.append(fetch(spec))

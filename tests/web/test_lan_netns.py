@@ -117,7 +117,7 @@ def test_the_session_lives_in_a_strict_cookie_on_the_lan(booth: Booth) -> None:
     assert {"httponly", "secure", "samesite", "path"} <= attributes
     assert "SameSite=Strict" in cookie and cookie.startswith("__Host-ephemera-session=")
     token = cookie.split(";")[0].split("=", 1)[1]
-    assert len(token) >= 22  # at least 128 bits in URL-safe base64
+    assert len(token) >= 43  # 256 bits in URL-safe base64
     own = booth.one("lan", f"/api/photos/{body['photo_id']}",
                     headers={"Cookie": f"__Host-ephemera-session={token}"})
     assert own.status == 200, own.raw
@@ -158,3 +158,15 @@ def test_the_admin_page_is_on_the_lan_over_tls_behind_the_pin(booth: Booth) -> N
     session = cookie.split(";")[0]
     status = booth.one("lan", "/admin/status.json", headers={"Cookie": session})
     assert status.status == 200 and status.json()["queue"]["depth"] >= 1
+
+
+def test_stalled_handshakes_hold_no_thread_and_are_dropped(booth: Booth) -> None:
+    answers = booth.run("lan", [
+        {"stall": 12, "host": BOOTH_LAN, "port": LAN_PORT},
+        *[{"url": ORIGIN + "/phone"} for _ in range(6)],  # more than the worker has threads
+        {"wait_closed": 30},
+    ])
+    assert answers[0] == {"stalled": 12}
+    assert [Reply(a).status for a in answers[1:7]] == [200] * 6
+    closed = answers[7]["closed_after_s"]
+    assert closed is not None and closed <= 20  # the head deadline (10 s) covers the handshake
