@@ -10,7 +10,8 @@ import pytest
 
 from appliance.errors import UserFacingError
 from appliance.jobs.fair_queue import FairQueue
-from tests.jobs.test_manager import make
+from appliance.jobs.job import JobState
+from tests.jobs.test_manager import make, wait_state
 
 
 @pytest.fixture
@@ -51,6 +52,7 @@ def test_phones_leave_a_place_for_the_kiosk(store_dir: Path) -> None:
             job, _token = jobs.create_job(None, "faces", kiosk=False)
             jobs.enqueue(job, lambda _job: gate.wait(10))
             waiting.append(job)
+        wait_state(jobs, waiting[0], JobState.RUNNING)  # the first runs, the second waits
         with pytest.raises(UserFacingError) as refused:
             jobs.create_job(None, "faces", kiosk=False)
         assert (refused.value.code, refused.value.status) == ("queue_full", 429)
