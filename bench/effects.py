@@ -7,7 +7,11 @@ mesh, gates: what an upload runs), the per-photo work and each style with its en
 the bytes to each output ready. Per-stage times are the effect's own. For the pixel graphs
 whose ONNX Runtime figure is far from the same operation in OpenCV, both are measured.
 
-    python bench/effects.py [--runs 5]
+The baby predictor from two 12-MP JPEGs (the astronaut and her mirror image), through
+``ephemera run``'s own path (decode, face gates, the effect, encoding, the file on tmpfs),
+against its floor in the same run: decoding both JPEGs and encoding one 1024 x 1024 JPEG.
+
+    python bench/effects.py [--runs 5] [--effect headshot|baby|all]
 
 Needs the built models (`ephemera build`). Prints Markdown for BENCHMARKS.md.
 """
@@ -33,7 +37,9 @@ from appliance.config import load_config
 from appliance.effects import headshot
 from appliance.effects.graphs.warp import PORTRAIT, crop_box_roi, normalised_matrix
 from appliance.effects.headshot_parts import render
-from appliance.media.decode import decode_image
+from appliance.effects.registry import get_effect
+from appliance.jobs.local_run import read_photo, run_effect
+from appliance.media.decode import ImageLimits, decode_image
 from appliance.media.encode import encode_image
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
@@ -137,11 +143,93 @@ def graph_vs_opencv(models: ModelSet, runs: int) -> list[tuple[str, float, float
     ]
 
 
+def baby_jpegs(folder: Path) -> list[Path]:
+    """Two 12-MP photos: the astronaut scaled up (face about 620 px) and her mirror image."""
+    import skimage.data
+
+    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
+    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
+                        interpolation=cv2.INTER_CUBIC)
+    canvas[:, 500:500 + HEIGHT] = person
+    paths = []
+    for index, image in enumerate((canvas, np.ascontiguousarray(canvas[:, ::-1]))):
+        noise = np.random.default_rng(index).normal(0, 4, image.shape)
+        noisy = np.clip(image + noise, 0, 255).astype(np.uint8)
+        ok, data = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        paths.append(folder / f"parent{index}.jpg")
+        paths[-1].write_bytes(data.tobytes())
+    return paths
+
+
+def baby_floor(paths: list[Path]) -> None:
+    """Decode both photos and encode one 1024 x 1024 JPEG: the unavoidable work."""
+    owner = "bench-floor"
+    try:
+        for path in paths:
+            read_photo(path, owner, ImageLimits())
+        buffer, image = REGISTRY.array((1024, 1024, 3), np.uint8, owner=owner)
+        image[...] = np.arange(1024, dtype=np.uint8)[:, None, None]
+        encoded, view = encode_image(image, fmt="jpeg", owner=owner)
+        del view
+        encoded.release()
+        buffer.release()
+    finally:
+        REGISTRY.release_owner(owner)
+
+
+def baby_bench(runs: int, models: ModelSet, pipeline: FacePipeline) -> None:
+    """Two 12-MP JPEGs to baby.jpg on tmpfs, against decoding both plus one encode."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="bench-baby-"))
+    try:
+        paths = baby_jpegs(folder)
+        effect = get_effect("baby")
+        totals, floors, stages = [], [], []
+        for run in range(runs + 1):  # the first round warms up (models opened)
+            since = time.perf_counter()
+            baby_floor(paths)
+            low = time.perf_counter() - since
+            out = folder / f"out{run}"
+            since = time.perf_counter()
+            summary = run_effect(effect, paths, {}, out, pipeline)
+            total = time.perf_counter() - since
+            shutil.rmtree(out)
+            if run:
+                floors.append(low)
+                totals.append(total)
+                stages.append(summary["stages_s"])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    total, low = statistics.median(totals) * 1000, statistics.median(floors) * 1000
+    print(f"Baby predictor: {runs} interleaved runs, medians; load average "
+          f"{os.getloadavg()[0]:.1f} at the end")
+    print()
+    print("| measure | ms | / floor |")
+    print("|---|---:|---:|")
+    print(f"| floor: decode two 12-MP JPEGs + encode one 1024x1024 JPEG | {low:.0f} | 1.00 |")
+    print(f"| baby, two JPEG files to baby.jpg written | {total:.0f} | {total / low:.2f} |")
+    print()
+    print("| stage (median of runs) | ms |")
+    print("|---|---:|")
+    for name in sorted({n for s in stages for n in s}):
+        print(f"| {name} | {statistics.median(s.get(name, 0.0) for s in stages) * 1000:.0f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--effect", choices=("headshot", "baby", "all"), default="all")
     args = parser.parse_args()
     cfg = load_config()
+    if args.effect in ("baby", "all"):
+        with ModelSet(cfg) as models:
+            baby_bench(args.runs, models, FacePipeline(models))
+        if args.effect == "baby":
+            return 0
+        print()
     jpeg = make_jpeg()
     sample = cv2.resize(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[:, 500:3500],
                         (PORTRAIT[1], PORTRAIT[0]), interpolation=cv2.INTER_AREA)

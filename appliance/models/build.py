@@ -107,6 +107,24 @@ def build_tensorrt_engines(manifest: Manifest, engines_dir: Path, *, force: bool
             remedy="rebuild with `ephemera build --force`")
 
 
+def build_face_mesh_triangles(manifest: Manifest, engines_dir: Path, wheels: dict[str, Path],
+                              *, from_wheel: Path | None, offline: bool, force: bool) -> None:
+    """The face mesh's triangle list, read from the same pinned wheel (baby predictor)."""
+    from appliance.models import tessellation
+
+    mesh = manifest.models.get("face_landmark")
+    if mesh is None or not isinstance(mesh.source, ModelSource):
+        return  # a manifest without MediaPipe's face mesh: no triangles to take from it
+    if not force and tessellation.is_built(engines_dir):
+        return
+    source = mesh.source.wheel
+    wheel = wheels.get(source.key) or ensure_wheel(source, engines_dir / "cache",
+                                                   from_wheel=from_wheel, offline=offline,
+                                                   log=_say)
+    out = tessellation.write_from_wheel(wheel, engines_dir)
+    _say(f"[face_mesh_triangles] {tessellation.MEMBER} -> {out} (sha256 ok)")
+
+
 def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = None,
           offline: bool = False, force: bool = False, repin: bool = False,
           only: list[str] | None = None, dla_core: int | None = None) -> list[Path]:
@@ -147,6 +165,8 @@ def build(manifest: Manifest, engines_dir: Path, *, from_wheel: Path | None = No
             "generated" if isinstance(entry.source, GeneratedSource) else "copied")
         _say(f"[{entry.name}] {verb} -> {out} (sha256 ok)")
         built.append(out)
+    build_face_mesh_triangles(manifest, engines_dir, wheels, from_wheel=from_wheel,
+                              offline=offline, force=force)
     build_tensorrt_engines(manifest, engines_dir, force=force, names=names, dla_core=dla_core)
     return built
 

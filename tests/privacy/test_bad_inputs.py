@@ -139,6 +139,24 @@ def test_every_bad_input_gets_its_error_and_leaves_nothing(tmp_path: Path) -> No
         expect(service.start_job(token, [theirs.json()["photo_id"]]), 404,
                "photo_not_found")  # another session's photo: as if it did not exist
         expect(service.start_job(token, [photo], params={"faces": 2}), 422, "too_few_faces")
+        # The baby: two photos of one face each, eyes open.
+        expect(service.start_job(token, [photo], "baby"), 400, "wrong_photo_count")
+        expect(service.start_job(token, [photo, "other-1", "other-2"], "baby"), 400,
+               "wrong_photo_count")
+        expect(service.start_job(token, [photo, photo], "baby"), 400, "duplicate_photo")
+        expect(service.start_job(token, [photo], "baby", {"resemblance": 2}), 400,
+               "wrong_photo_count")
+        expect(service.upload(encode(two_faces(), ".png"), query="effect=baby"), 422,
+               "too_many_faces")
+        expect(service.upload(encode(no_face(canaries[1]), ".png"), query="effect=baby"), 422,
+               "no_face")
+        pair = service.upload(encode(two_faces(), ".png"), token=token, query="faces=2")
+        assert pair.status == 201, pair.body
+        expect(service.start_job(token, [photo, pair.json()["photo_id"]], "baby"), 422,
+               "too_many_faces")
+        expect(service.start_job(token, [photo, pair.json()["photo_id"]], "baby",
+                                 {"resemblance": "x"}), 400, "bad_param")
+        assert service.delete(f"/api/photos/{pair.json()['photo_id']}", token).status == 200
         for key, effect in effects().items():
             if effect.photos[1] < 8:
                 expect(service.start_job(token, [photo] * 9, key), 400, "bad_job_request")

@@ -1,0 +1,1 @@
+"""The baby predictor's parts: mesh geometry, child proportions, warps and finishing."""
