@@ -564,7 +564,7 @@ const progress = {
 
 // The result: swipe (scroll-snap) or step between outputs; each appears when it is ready.
 const result = {
-  index: 0, items: [], shown: new Set(), takeFor: null,
+  index: 0, items: [], shown: new Set(), takeFor: null, target: null,
   enter(first, turn) {
     this.index = 0;
     this.shown = new Set();
@@ -591,7 +591,9 @@ const result = {
       list.append(item);
       return item;
     });
+    this.target = null;
     list.onscroll = () => this.track();
+    list.onscrollend = () => { this.target = null; this.track(); };
     this.counter();
     this.apply(first, turn);
     this.selected(turn);
@@ -608,6 +610,7 @@ const result = {
   },
   exit() {
     $("carousel").onscroll = null;
+    $("carousel").onscrollend = null;
   },
   apply(status, turn) {
     status.outputs.forEach((output, i) => {
@@ -648,6 +651,10 @@ const result = {
       const rect = item.getBoundingClientRect();
       return rect.left <= centre && centre < rect.right;
     });
+    if (this.target !== null) { // a step is still scrolling: only its end counts
+      if (index !== this.target) return;
+      this.target = null;
+    }
     if (index >= 0 && index !== this.index) {
       this.index = index;
       this.counter();
@@ -657,6 +664,7 @@ const result = {
   step(delta) {
     const next = Math.max(0, Math.min(this.items.length - 1, this.index + delta));
     this.index = next;
+    this.target = next;
     this.items[next].scrollIntoView({ behavior: reducedMotion() ? "auto" : "smooth", block: "nearest", inline: "start" });
     this.counter();
     machine.guard(() => this.selected(machine.turn));
