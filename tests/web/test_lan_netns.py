@@ -9,9 +9,12 @@ booth's certificate against the CA it made on first run, as a phone that trusts 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 
 from appliance.secure import tls
 from tests.helpers import service as svc
+from tests.helpers.browser import CHROMIUM
 from tests.helpers.images import astronaut_bgr, encode
 from tests.helpers.lan_booth import KIOSK_PORT, LAN_PORT, ORIGIN, PIN, Booth, Reply, running_booth
 from tests.helpers.netns import BOOTH_LAN, BOOTH_OUT, OUTSIDER
@@ -170,3 +174,36 @@ def test_stalled_handshakes_hold_no_thread_and_are_dropped(booth: Booth) -> None
     assert [Reply(a).status for a in answers[1:7]] == [200] * 6
     closed = answers[7]["closed_after_s"]
     assert closed is not None and closed <= 20  # the head deadline (10 s) covers the handshake
+
+
+def test_a_phone_browser_gets_the_page_and_passes_the_origin_check(booth: Booth) -> None:
+    """Chromium on the LAN: / sends it to /phone, the page's script runs without errors under
+    the CSP, and its own fetches pass the Origin rule (a DELETE reaches the API: 401, not 403)."""
+    pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make installs it)")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    cert = x509.load_pem_x509_certificate((booth.ca.parent / "server.pem").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    pin = base64.b64encode(digest.finalize()).decode()
+    done = subprocess.run(
+        ["ip", "netns", "exec", booth.names["lan"], sys.executable, "-m",
+         "tests.helpers.netns_browser", json.dumps({"origin": ORIGIN, "spki": pin})],
+        capture_output=True, text=True, timeout=300, cwd=svc.REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout)
+    assert seen["status"] == 200 and seen["url"] == ORIGIN + "/phone", seen
+    assert seen["page_errors"] == [], seen
+    # Every failed load is the browser's own favicon guess or this test's deliberate DELETE
+    # (Chromium logs each as a console error); no CSP violation, no script error.
+    expected = {(404, ORIGIN + "/favicon.ico"), (401, ORIGIN + "/api/session")}
+    assert {tuple(f) for f in seen["failed"]} <= expected, seen
+    assert all(e.startswith("Failed to load resource") for e in seen["console_errors"]), seen
+    assert seen["effects"] == 200
+    assert (seen["forget"], seen["forget_error"]) == (401, "token_required"), seen
+    assert "ephemera-session" not in seen["cookie"]  # HttpOnly: never visible to scripts
