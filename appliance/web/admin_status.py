@@ -80,11 +80,21 @@ def status(app_extensions: dict[str, Any], retention_cap: int) -> dict[str, Any]
 
 
 def _feeds(entry: Any) -> dict[str, np.ndarray]:
-    """Synthetic inputs of the model's declared shapes (dynamic dimensions as 1)."""
+    """Synthetic inputs of the model's declared shapes: a dynamic dimension at its profile's
+    typical ("opt") size, pixels mid-grey, a 1-D float vector (a crop box: starts, then ends)
+    as the whole frame."""
+    profile = entry.profiles[0] if entry.profiles else {}
     feeds = {}
     for tensor in entry.inputs:
-        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in tensor.shape)
-        feeds[tensor.name] = np.zeros(shape, dtype=np.dtype(tensor.dtype))
+        shape = tuple(d if isinstance(d, int) and d > 0 else
+                      int(profile[d][1]) if isinstance(d, str) and d in profile else 1
+                      for d in tensor.shape)
+        dtype = np.dtype(tensor.dtype)
+        if len(shape) == 1 and dtype.kind == "f" and shape[0] % 2 == 0:
+            half = shape[0] // 2
+            feeds[tensor.name] = np.array([0.0] * half + [1.0] * half, dtype=dtype)
+        else:
+            feeds[tensor.name] = np.full(shape, 128 if dtype.kind == "u" else 0.5, dtype=dtype)
     return feeds
 
 
