@@ -21,6 +21,7 @@ EVENTS = frozenset({
     "job_created", "consent_given", "job_deleted", "job_expired", "store_purged",
     "request_refused", "job_failed",
     "photo_received", "photo_deleted", "photo_expired", "session_deleted",
+    "admin_login", "admin_login_refused", "retention_changed", "self_test",
 })
 RING_SIZE = 1000
 MAX_TEXT = 200  # a reason or an id, never a payload

@@ -37,16 +37,7 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 NO_DLA_CORE = -1  # models.dla_core's value for "build and run on the GPU only"
 # Settings accepted and validated now for features still being built, and what will read them:
 # their help and every message about them say so, so nobody expects them to act today.
-_LAN_LISTENER = "the LAN listener for guests' phones, which is not in this release yet"
-_ADMIN_PAGE = "the operator's admin page, which is not in this release yet"
-NOT_READ_YET = {
-    "lan.interface": _LAN_LISTENER,
-    "lan.address": _LAN_LISTENER,
-    "lan.port": _LAN_LISTENER,
-    "lan.tls_cert": _LAN_LISTENER,
-    "lan.tls_key": _LAN_LISTENER,
-    "admin.pin_hash": _ADMIN_PAGE,
-}
+NOT_READ_YET: dict[str, str] = {}
 
 
 def _ascii_digits(text: str) -> bool:
@@ -220,15 +211,16 @@ class KioskConfig:
 
 @dataclass(frozen=True)
 class LanConfig:
-    enabled: bool = _setting(_bool, False, "serve guests' phones on the LAN (HTTPS); until the "
-                             "LAN listener is in this release, `ephemera serve` refuses true")
+    enabled: bool = _setting(_bool, False, "serve guests' phones on the LAN (HTTPS), beside the "
+                             "kiosk on loopback")
     interface: str = _setting(_interface_name, "", "LAN interface to bind (e.g. wlan0)")
     address: str = _setting(_ip_or_empty, "", "LAN address to bind; overrides interface")
     port: int = _setting(_port, 8443, "LAN HTTPS port")
     allowed_cidrs: tuple[str, ...] = _setting(
         _cidrs, lambda: ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         "client networks allowed to reach the LAN port; everything else is refused")
-    tls_cert: str = _setting(_text, "", "PEM certificate for the LAN port")
+    tls_cert: str = _setting(_text, "", "PEM certificate for the LAN port (development: made "
+                             "on first run, with its CA beside it as ca.pem)")
     tls_key: str = _setting(_text, "", "PEM private key for the LAN port")
 
 
@@ -271,7 +263,8 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
-    pin_hash: str = _setting(_pin_hash, "", "scrypt hash of the operator PIN; empty disables admin")
+    pin_hash: str = _setting(_pin_hash, "", "scrypt hash of the operator PIN for the admin page "
+                             "(/admin; set it with `ephemera admin-pin`); empty disables admin")
 
 
 CAMERA_SOURCES = ("browser", "gstreamer", "gphoto2")
@@ -455,7 +448,8 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError("lan.enabled = true needs lan.interface (e.g. \"wlan0\") "
                               "or lan.address (e.g. \"192.168.4.1\")"
                               + _not_read_yet("lan.interface"))
-        if not (cfg.lan.tls_cert and cfg.lan.tls_key):
+        if cfg.strict and not (cfg.lan.tls_cert and cfg.lan.tls_key):
+            # Development makes a CA and certificate on first run (appliance/web/lan_tls.py).
             raise ConfigError("lan.enabled = true needs lan.tls_cert and lan.tls_key: "
                               "guests' phones are served over HTTPS only")
         if not cfg.lan.allowed_cidrs:

@@ -87,8 +87,12 @@ def test_cross_checks(tmp_path: Path) -> None:
                                     "hard_cap_minutes = 60\n"), env={})
     with pytest.raises(ConfigError, match=r"needs lan\.interface"):
         load_config(write(tmp_path, "[lan]\nenabled = true\n"), env={})
-    with pytest.raises(ConfigError, match="HTTPS only"):
-        load_config(write(tmp_path, '[lan]\nenabled = true\ninterface = "wlan0"\n'), env={})
+    with pytest.raises(ConfigError, match="HTTPS only"):  # strict: provisioned files only
+        load_config(write(tmp_path, 'mode = "strict"\n[lan]\nenabled = true\n'
+                                    'interface = "wlan0"\n'), env={})
+    # Development makes its certificate on first run (tests/web/test_lan_netns.py).
+    assert load_config(write(tmp_path, '[lan]\nenabled = true\ninterface = "wlan0"\n'),
+                       env={}).lan.tls_cert == ""
 
 
 def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
@@ -109,16 +113,17 @@ def test_every_setting_is_documented() -> None:
     assert all(rows.values())
 
 
-def test_settings_nothing_reads_yet_say_so_and_what_will(tmp_path: Path) -> None:
+def test_settings_say_what_reads_them(tmp_path: Path) -> None:
     rows = {key: help_text for key, _default, help_text in describe()}
     for key in ("lan.interface", "lan.port", "lan.tls_cert", "admin.pin_hash"):
-        assert "nothing reads" in rows[key] and "not in this release yet" in rows[key], key
+        assert "nothing reads" not in rows[key], key  # the LAN listener, the admin page
+    assert "/admin" in rows["admin.pin_hash"]
     assert "nothing reads" not in rows["lan.allowed_cidrs"]  # the address filter reads it
     assert "nothing reads" not in rows["kiosk.idle_timeout_s"]  # the kiosk screens read it
     with pytest.raises(ConfigError) as bad_pin:
         load_config(write(tmp_path, '[admin]\npin_hash = "1234"\n'), env={})
     message = str(bad_pin.value)
-    assert "never the PIN itself" in message and "admin page" in message
+    assert "never the PIN itself" in message and "admin.pin_hash" in message
     with pytest.raises(ConfigError, match="greater than 0"):
         load_config(env={"EPHEMERA_KIOSK_IDLE_TIMEOUT_S": "0"})
 

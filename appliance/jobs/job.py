@@ -83,6 +83,7 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     images: list[Any] = field(default_factory=list)  # decoded inputs: views of secure buffers
     photo_ids: list[str] = field(default_factory=list)  # the session's photos, in order
+    kiosk: bool = True  # from the kiosk (runs before phones' jobs) or from a phone on the LAN
     outputs: dict[str, OutputInfo] = field(default_factory=dict)  # in the effect's order
     download_tokens: list[CapabilityToken] = field(default_factory=list)
     release_requested: str = ""  # a reason, set when release must wait for the running work

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from appliance.audit import audit
 from appliance.config import RETENTION_SWEEP_INTERVAL_S, Config
 from appliance.errors import UserFacingError
+from appliance.jobs.fair_queue import FairQueue
 from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.photos import StoredPhoto, new_photo_id, photo_gone, release_photo_data
 from appliance.jobs.tokens import CapabilityToken, Session
@@ -87,13 +87,15 @@ class JobManager:
         self.store = store
         self.models = models
         self.clock = clock
+        # The operator may change it on the admin page, within the hard cap, until restart.
+        self.default_retention_minutes = cfg.retention.default_minutes
         self._lock = threading.RLock()
         self._models_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._sessions: dict[str, Session] = {}
         self._photos: dict[str, StoredPhoto] = {}
         self._work: dict[str, JobWork] = {}
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queue = FairQueue()  # the kiosk's jobs first; positions for the guests
         self._run_seconds = FIRST_RUN_ESTIMATE_S
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work_loop, name="ephemera-jobs",
@@ -115,7 +117,7 @@ class JobManager:
     def _new_session(self, now: float) -> tuple[Session, str]:
         """A fresh session (call with the lock held); returns it and its secret token."""
         secret, capability = CapabilityToken.issue(
-            now + self.cfg.retention.default_minutes * 60)
+            now + self.default_retention_minutes * 60)
         session = Session(new_job_id(), capability)
         self._sessions[session.id] = session
         return session, secret
@@ -252,7 +254,7 @@ class JobManager:
         """The requested retention, or the default, never above the hard cap; a guest may
         only shorten it (keeping photos longer is the operator's decision, in the config)."""
         cap = self.cfg.retention.hard_cap_minutes
-        default = self.cfg.retention.default_minutes
+        default = self.default_retention_minutes
         if minutes is None:
             minutes = default
         if minutes < 1 or minutes > cap:
@@ -312,7 +314,7 @@ class JobManager:
                    retention_minutes: int | None = None,
                    params: dict[str, Any] | None = None,
                    photo_ids: list[str] | None = None,
-                   operator: bool = False) -> tuple[Job, str | None]:
+                   operator: bool = False, kiosk: bool = True) -> tuple[Job, str | None]:
         """Admit a job and give it a fresh key; returns (job, new session token or None).
 
         ``token`` adds the job to that session (403 when it is not valid); without one, a new
@@ -336,7 +338,9 @@ class JobManager:
                         raise photo_gone(index)
             waiting = sum(1 for j in self._jobs.values()
                           if j.state in (JobState.QUEUED, JobState.RUNNING))
-            if waiting >= self.cfg.queue.depth:
+            # Phones leave one place free for the guest at the kiosk (fairness).
+            room = self.cfg.queue.depth - (0 if kiosk or self.cfg.queue.depth == 1 else 1)
+            if waiting >= room:
                 retry = max(1, round(self._run_seconds * waiting))
                 audit("request_refused", reason="queue_full")
                 raise UserFacingError("queue_full", "The booth is busy with other guests' "
@@ -361,6 +365,7 @@ class JobManager:
             except BaseException:
                 self.store.delete_job(job.id)  # no registered job without a key
                 raise
+            job.kiosk = kiosk
             self._jobs[job.id] = job
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
@@ -369,12 +374,16 @@ class JobManager:
             audit("consent_given", job_id=job.id, attestation="adults-consenting")
         return job, secret
 
+    def queue_position(self, job_id: str) -> int | None:
+        """Where a waiting job stands (1: next); None once it runs or is gone."""
+        return self._queue.position(job_id)
+
     def enqueue(self, job: Job, work: JobWork) -> None:
         """Hand a received job to the worker; jobs run one at a time in arrival order."""
         with self._lock:
             self._work[job.id] = work
         job.set_progress("queued", 0.0)
-        self._queue.put(job.id)
+        self._queue.put(job.id, kiosk=job.kiosk)
 
     def _work_loop(self) -> None:
         while True:
@@ -517,6 +526,7 @@ class JobManager:
                     return True
                 job.state = JobState.RELEASED  # from any other state: release always wins
                 job.stage = "released"
+            self._queue.discard(job_id)  # a waiting job leaves the queue (positions move up)
             self._jobs.pop(job_id, None)
             self._work.pop(job_id, None)
             session = self._sessions.get(job.session_id)

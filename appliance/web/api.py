@@ -30,6 +30,7 @@ from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager, token_required
 from appliance.jobs.photos import FaceRule
 from appliance.numbers import parse_ascii_int
+from appliance.web.access import on_lan, session_token_from_cookie
 from appliance.web.delivery import SecureBody
 from appliance.web.guarded_worker import client_gone
 from appliance.web.job_request import read_job_request
@@ -64,7 +65,7 @@ def _bearer() -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return None
+    return session_token_from_cookie()  # phones on the LAN: the HttpOnly cookie
 
 
 def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
@@ -94,6 +95,11 @@ def list_effects() -> Any:
 
 @api.post("/photos")
 def upload_photo() -> Any:
+    with current_app.extensions["ephemera.upload_slots"].held(on_lan()):
+        return _upload_photo()
+
+
+def _upload_photo() -> Any:
     """Consent, session, headers and store room are checked before a byte of the body is read.
 
     ``?effect=KEY`` gates for that effect (its faces per photo, eyes open); ``?faces=N``
@@ -167,6 +173,8 @@ def _check_faces(effect: Any, params: dict[str, Any], photo_ids: list[str],
 
 def _job_status(job: Job) -> dict[str, Any]:
     body = job.status()
+    if body.get("state") == "queued":  # where the guest stands: 1 is next
+        body["queue_position"] = _manager().queue_position(job.id)
     for output in body.get("outputs", []):
         output["url"] = url_for("api.job_output", job_id=job.id, name=output["name"])
     return body
@@ -186,7 +194,7 @@ def create_job() -> Any:
     retention = _int_arg("retention_minutes", None, 1, manager.cfg.retention.hard_cap_minutes)
     _check_faces(effect, params, wanted.photos, token)
     job, _ = manager.create_job(token, effect.key, retention_minutes=retention, params=params,
-                                photo_ids=wanted.photos)
+                                photo_ids=wanted.photos, kiosk=not on_lan())
     job.outputs = {output.name: output for output in declared_outputs(effect, params)}
     manager.enqueue(job, _runner().work)
     body = _job_status(job)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.secure.buffers import use_memfd_secret
+from appliance.web.access import install_access_policy
+from appliance.web.admin import install_admin
 from appliance.web.client_guard import install_client_guard
 from appliance.web.screens import install_screens
 
@@ -42,6 +44,7 @@ SECURITY_HEADERS = {
 
 
 def error_response(error: UserFacingError) -> Any:
+    g.ephemera_error_code = error.code  # the access policy counts failed token attempts
     response = jsonify(error.to_json())
     response.status_code = error.status
     response.headers["Cache-Control"] = "no-store"
@@ -62,6 +65,7 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     from appliance.secure.store import RamStore
     from appliance.vision.pipeline import FacePipeline
     from appliance.web.api import api
+    from appliance.web.upload_slots import UploadSlots
 
     store = RamStore.from_config(cfg)
     models = ModelSet(cfg)
@@ -69,6 +73,7 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     app.extensions["ephemera.models"] = models
     manager = JobManager(cfg, store, models)
     app.extensions["ephemera.jobs"] = manager
+    app.extensions["ephemera.upload_slots"] = UploadSlots()
     app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store, manager)
     app.register_blueprint(api)
 
@@ -80,11 +85,13 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
     app.config["EPHEMERA"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
     install_client_guard(app, cfg)
+    install_access_policy(app, cfg)
     if jobs:
         _install_jobs(app, cfg)
         from appliance.web.booth_api import install_booth_hardware
 
         install_booth_hardware(app, cfg)
+    install_admin(app, cfg)
     install_screens(app, cfg)
 
     @app.get("/healthz")
@@ -115,8 +122,12 @@ def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
                 413: "too_many_bytes"}.get(error.code or 500, "bad_request")
         messages = {"not_found": "There is nothing at this address.",
                     "too_many_bytes": "The upload is too large."}
+        remedies = {"not_found": "Open the booth's page from its screen or QR code.",
+                    "method_not_allowed": "Use the booth's own page.",
+                    "too_many_bytes": "Send a smaller photo."}
         return error_response(UserFacingError(
-            code, messages.get(code, error.description or code), status=error.code or 400))
+            code, messages.get(code, error.description or code), status=error.code or 400,
+            remedy=remedies.get(code, "Use the booth's own page.")))
 
     return app
 

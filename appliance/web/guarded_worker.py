@@ -179,6 +179,9 @@ def client_gone(environ: dict[str, Any]) -> bool:
         readable, _, _ = select.select([sock], [], [], 0)
         if not readable:
             return False
+        if isinstance(sock, ssl.SSLSocket):  # peek below TLS (a duplicate of the descriptor)
+            with socket.fromfd(sock.fileno(), sock.family, sock.type) as raw:
+                return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except (BlockingIOError, InterruptedError, TimeoutError, ssl.SSLWantReadError):
         return False

@@ -33,6 +33,7 @@ from appliance.audit import audit
 from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.web import i18n
+from appliance.web.access import phone_link, session_token_from_cookie
 from appliance.web.handoff import HANDOFF_TTL_S, HandoffBoard
 from appliance.web.qr import qr_svg
 from appliance.web.screen_text import script_text
@@ -71,7 +72,9 @@ def _board() -> HandoffBoard:
 
 def _bearer() -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return session_token_from_cookie()  # a phone on the LAN: its HttpOnly session cookie
 
 
 def _small_json() -> dict[str, Any]:
@@ -175,8 +178,9 @@ def consent() -> Any:
 
 
 def _absolute(path: str) -> str:
-    """A link for a phone: this booth's address as the browser reached it."""
-    return request.host_url.rstrip("/") + path
+    """A link for a phone: the LAN listener's address, or this booth's as the browser
+    reached it when the LAN is off."""
+    return phone_link(path)
 
 
 @screens.post("/ui/handoff")

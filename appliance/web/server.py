@@ -20,8 +20,9 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from appliance.config import Config, ConfigError
+from appliance.config import Config
 from appliance.web.app import create_app, shutdown_app
+from appliance.web.lan_tls import LanEndpoint
 
 log = logging.getLogger("ephemera.server")
 # Settings only newer gunicorn versions have (they turn features off, so absence is fine).
@@ -104,14 +105,34 @@ def _worker_exit(_server: Any, worker: Any) -> None:
     REGISTRY.release_all()
 
 
-def gunicorn_options(cfg: Config) -> dict[str, Any]:
+def _prepare_lan(cfg: Config) -> LanEndpoint | None:
+    """The LAN listener's address and certificate (made on first run in development), and its
+    TLS context handed to the worker class, which wraps only that listener's connections."""
+    if not cfg.lan.enabled:
+        return None
+    from appliance.web.lan_tls import lan_endpoint, server_context
+    from appliance.web.lan_worker import LanThreadWorker
+
+    endpoint = lan_endpoint(cfg)
+    LanThreadWorker.tls_contexts = {(endpoint.address, endpoint.port): server_context(endpoint)}
+    return endpoint
+
+
+def gunicorn_options(cfg: Config, lan: LanEndpoint | None = None) -> dict[str, Any]:
+    """Two listeners, one worker process: the kiosk on loopback (plain HTTP) and, with the LAN
+    enabled, the LAN address with TLS (docs/ARCHITECTURE.md, "Two faces of one service")."""
     return {
-        "bind": [f"127.0.0.1:{cfg.kiosk.port}"],
+        "bind": [f"127.0.0.1:{cfg.kiosk.port}"] + ([lan.bind] if lan is not None else []),
+        # sendfile would bypass TLS on the LAN listener (gunicorn only knows its own TLS).
+        "sendfile": False,
         "workers": 1,
-        "threads": 4,
+        # Phone uploads may hold at most 2 of them (web/upload_slots.py): the rest answer
+        # status polls, pages and the kiosk while photos are gated.
+        "threads": 8,
         # gthread whose event loop reads request heads and bodies under deadlines, a minimum
         # rate and a memory budget: slow clients never hold a thread (docs/SERVING.md).
-        "worker_class": "appliance.web.guarded_worker.GuardedThreadWorker",
+        # It also speaks TLS on the LAN listener only (appliance/web/lan_worker.py).
+        "worker_class": "appliance.web.lan_worker.LanThreadWorker",
         "worker_connections": 256,
         "accesslog": None,  # an access log would record tokens in URLs (?download=...)
         "errorlog": "-",
@@ -159,12 +180,7 @@ def prepare_process(cfg: Config) -> int:
 def serve(cfg: Config) -> int:
     from appliance.secure.malloc_env import reexec_with_malloc_env
 
-    if cfg.lan.enabled:
-        # Say so rather than start a booth that silently ignores the setting.
-        raise ConfigError("lan.enabled = true: serving guests' phones on the LAN is not part of "
-                          "this release yet; set lan.enabled = false (the kiosk runs on "
-                          f"127.0.0.1:{cfg.kiosk.port})")
-
+    lan = _prepare_lan(cfg)  # before anything else: a bad LAN setting is said at once
     # ONNX Runtime's telemetry is forced off by importing appliance (see appliance/__init__.py).
     # Nor does the booth write bytecode caches next to its code on the device's flash.
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -178,5 +194,5 @@ def serve(cfg: Config) -> int:
     from appliance.service.notify import Notifier
 
     _NOTIFIER = Notifier.take_from_environment()
-    EphemeraServer(cfg, gunicorn_options(cfg)).run()
+    EphemeraServer(cfg, gunicorn_options(cfg, lan)).run()
     return 0

@@ -47,5 +47,9 @@ def test_serve_refuses_a_lan_setting_it_cannot_honour(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     for key, value in LAN_ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("EPHEMERA_LAN_INTERFACE", "nosuchif0")
+    assert main(["serve"]) == 2  # said before anything starts, never silently ignored
+    assert "lan.interface = 'nosuchif0' has no IPv4 address" in capsys.readouterr().err
+    monkeypatch.setenv("EPHEMERA_LAN_ADDRESS", "127.0.0.2")
     assert main(["serve"]) == 2
-    assert "lan.enabled = true" in capsys.readouterr().err
+    assert "is a loopback address" in capsys.readouterr().err
