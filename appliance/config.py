@@ -207,6 +207,10 @@ class KioskConfig:
     receipt_key: str = _setting(_text, _default_receipt_key_path,
                                 "Ed25519 key (PEM, mode 0600) that signs deletion receipts; made "
                                 "at first start in development mode")
+    wifi_file: str = _setting(_text, "/etc/ephemera/wifi.json",
+                              "the booth's own Wi-Fi as provisioning writes it (JSON with its "
+                              "WIFI: QR text); the kiosk shows a Wi-Fi QR code beside the "
+                              "download QR while this file is there")
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,13 @@ and style sheet (no CDN, no inline script: the Content-Security-Policy below for
     POST   /ui/handoff/join           phone: join with the code from the QR link
     POST   /ui/handoff/deliver        phone: hand the session with its job to the kiosk
     POST   /ui/take-away/<job_id>     a QR code with a one-time, expiring download link
+    GET    /ui/wifi-qr                kiosk: the booth's own Wi-Fi as a QR code (SVG), or 404
     POST   /ui/forget                 wipe the session now; a signed deletion receipt
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 from urllib.parse import quote
@@ -37,6 +39,7 @@ from appliance.web.access import phone_link, session_token_from_cookie
 from appliance.web.handoff import HANDOFF_TTL_S, HandoffBoard
 from appliance.web.qr import qr_svg
 from appliance.web.screen_text import script_text
+from appliance.web.wifi_qr import wifi_payload
 
 MAX_UI_BODY = 4 << 10
 SCREENS = ("kiosk", "phone")
@@ -240,6 +243,29 @@ def take_away(job_id: str) -> Any:
     link = _absolute(url_for("screens.take_page")) + "#" + fragment
     return jsonify({"link": link, "expires_in_s": expires_in, "single_use": True,
                     "qr_svg": qr_svg(link, lang.gettext("QR code: download this picture"))})
+
+
+@screens.get("/ui/wifi-qr")
+def wifi_qr() -> Any:
+    """"Join the booth's Wi-Fi" beside the download QR, so a phone downloads with no internet.
+
+    Only for the booth's own screen: the password is for guests standing at the booth.
+    """
+    try:
+        from_kiosk = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        from_kiosk = False
+    if not from_kiosk:
+        raise UserFacingError("kiosk_only", "The Wi-Fi code is only shown on the booth's screen.",
+                              status=403, remedy="Use the booth's touchscreen.")
+    payload = wifi_payload(_cfg().kiosk.wifi_file)
+    if payload is None:
+        raise UserFacingError("no_booth_wifi", "This booth offers no Wi-Fi of its own.",
+                              status=404, remedy="Turn on the booth's Wi-Fi in provisioning "
+                                                 "(wifi.enabled), or use the download QR alone.")
+    lang = i18n.language(request.args.get("lang"))
+    svg = qr_svg(payload, lang.gettext("QR code: join the booth's Wi-Fi"))
+    return Response(svg, mimetype="image/svg+xml")
 
 
 @screens.post("/ui/forget")

@@ -10,6 +10,7 @@ English and Arabic (right to left).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from appliance.effects.registry import effects
+from appliance.provision.wifi import wifi_qr_payload
 from tests.helpers import service as svc
 from tests.helpers.browser import (
     VIEWPORTS,
@@ -48,12 +50,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs_models, pytest.mark.browser]
 sync_api = pytest.importorskip("playwright.sync_api")
 
 EFFECTS = effects()
+WIFI_QR = wifi_qr_payload("Ephemera test booth", "per-event-passphrase")
 
 
 @pytest.fixture(scope="module")
 def booth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[svc.Service]:
     folder = tmp_path_factory.mktemp("booth")
-    with svc.running(folder) as service:
+    wifi_file = folder / "wifi.json"  # as provisioning writes it: the booth has its own Wi-Fi
+    wifi_file.write_text(json.dumps({"ssid": "Ephemera test booth", "qr": WIFI_QR}))
+    with svc.running(folder, env={"EPHEMERA_KIOSK_WIFI_FILE": str(wifi_file)}) as service:
         yield service
 
 
@@ -180,6 +185,10 @@ def test_every_kiosk_screen_is_accessible(booth: svc.Service, browser: Any, view
     wait_result(page)
     media_shown(page)
     page.wait_for_selector("#take-qr svg")
+    # The booth's own Wi-Fi beside the download QR, each with its step.
+    page.wait_for_selector("#wifi-qr svg")
+    assert decode_qr(page.locator("#wifi-qr").screenshot()) == WIFI_QR
+    assert page.is_visible("#wifi-code .step") and page.is_visible("#take-step")
     shots.take("result")
     page.click("#screen-result [data-action=delete]")
     wait_state(page, "receipt")

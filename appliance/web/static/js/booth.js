@@ -78,6 +78,23 @@ function insertSvg(target, markup) {
   target.replaceChildren(document.importNode(parsed, true));
 }
 
+// The booth's own Wi-Fi beside the download QR, when the booth has one (else a 404): a phone
+// joins it with one scan, then downloads with no internet.
+async function showWifi(turn) {
+  let svg = null;
+  try {
+    const response = await fetch(`/ui/wifi-qr?${langQuery()}`, { cache: "no-store", signal: turn.signal });
+    if (response.ok) svg = await response.text();
+  } catch {
+    svg = null;
+  }
+  if (!turn.live) return;
+  if (svg) insertSvg($("wifi-qr"), svg);
+  else $("wifi-qr").replaceChildren();
+  $("wifi-code").hidden = !svg;
+  $("take-step").hidden = !svg;
+}
+
 // Wipe the session now (delete now, done, idle, failsafe): the receipt, or null.
 async function forget({ quiet = false } = {}) {
   const token = guest.token;
@@ -596,6 +613,7 @@ const result = {
     this.counter();
     this.apply(first, turn);
     this.selected(turn);
+    if (KIOSK) showWifi(turn);
     // Polled while shown: the other outputs as they are made, and a wipe from the other
     // screen (the phone's "delete now") takes this one back to the start too.
     return pollJob(turn, (status) => {
