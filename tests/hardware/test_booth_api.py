@@ -20,10 +20,20 @@ from tests.helpers import ipp_printer
 from tests.helpers.images import astronaut_bgr, encode
 from tests.web.test_api import CONSENT, auth, error, start, upload, wait
 
-LAN = {"REMOTE_ADDR": "192.168.4.20"}
-# A guest's phone on the booth's LAN passes the client guard; the endpoints must still refuse.
+# A guest's phone on the booth's LAN, as the TLS listener hands its requests to the app: it
+# passes the client guard and the access policy; the kiosk-only endpoints must still refuse.
+LAN = {"REMOTE_ADDR": "192.168.4.20", "ephemera.lan": True, "wsgi.url_scheme": "https"}
+LAN_BASE = "https://192.168.4.1:8443"
 WITH_LAN = {"EPHEMERA_LAN_ENABLED": "1", "EPHEMERA_LAN_ADDRESS": "192.168.4.1",
+            "EPHEMERA_LAN_PORT": "8443", "EPHEMERA_LAN_ALLOWED_CIDRS": "192.168.4.0/24",
             "EPHEMERA_LAN_TLS_CERT": "unused.pem", "EPHEMERA_LAN_TLS_KEY": "unused.key"}
+
+
+def from_phone(client: Any, method: str, path: str, **kwargs: Any) -> Any:
+    """A request from a phone on the LAN, with its own page's Origin."""
+    headers = {"Origin": LAN_BASE, **kwargs.pop("headers", {})}
+    return client.open(LAN_BASE + path, method=method, environ_base=LAN, headers=headers,
+                       **kwargs)
 
 
 @pytest.fixture
@@ -49,7 +59,7 @@ def test_browser_camera_state_and_refusals(make_app: Any) -> None:
     assert state.json["source"] == "browser" and state.json["ready"] is True
     assert error(client.post("/api/camera/capture", headers=CONSENT)) == (
         503, "camera_unavailable")
-    assert error(client.get("/api/camera/frame.jpg", environ_base=LAN)) == (403, "kiosk_only")
+    assert error(from_phone(client, "GET", "/api/camera/frame.jpg")) == (403, "kiosk_only")
 
 
 def test_printing_off_by_default(make_app: Any) -> None:
@@ -92,8 +102,8 @@ def test_print_a_result_from_the_kiosk(make_app: Any) -> None:
 
         state = client.get("/api/printer/state", headers=auth(token)).json
         assert state["ready"] and state["offered"] and state["prints_left"] == 1
-        assert client.get("/api/printer/state", environ_base=LAN).json["offered"] is False
-        assert error(client.post(url, headers=auth(token), environ_base=LAN)) == (
+        assert from_phone(client, "GET", "/api/printer/state").json["offered"] is False
+        assert error(from_phone(client, "POST", url, headers=auth(token))) == (
             403, "kiosk_only")
         assert error(client.post(url)) == (401, "token_required")
 
