@@ -3,8 +3,8 @@
 * under strace, making and serving the video (PyAV's muxer, libx264, the in-memory faststart
   rewrite, the frame graph) writes no file anywhere outside the RAM store and reaches for no
   address off the box;
-* a canary planted in one of the two photos is in the live process while the job lives and
-  nowhere in it once the photos and the job are deleted.
+* a canary planted in one of the two photos is nowhere in the live process once the job is
+  done, nor once the photos and the job are deleted.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def kiss(service: svc.Service, first: bytes, second: bytes) -> tuple[list[str], str, str]:
-    """Two photos and a 3-second kiss on them: (photo ids, job id, session token)."""
+def start_kiss(service: svc.Service, first: bytes, second: bytes) -> tuple[list[str], str, str]:
+    """Two photos and a 3-second kiss started on them: (photo ids, job id, session token)."""
     one = service.upload(first, "image/png", query="effect=kiss")
     assert one.status == 201, one.body
     token = one.json()["session_token"]
@@ -41,9 +41,15 @@ def kiss(service: svc.Service, first: bytes, second: bytes) -> tuple[list[str], 
     photos = [one.json()["photo_id"], two.json()["photo_id"]]
     job = service.start_job(token, photos, "kiss", {"duration": 3})
     assert job.status == 202, job.body
-    status = service.wait_for_job(job.json()["job_id"], token, timeout=600)
-    assert status["state"] == "done", status
     return photos, job.json()["job_id"], token
+
+
+def kiss(service: svc.Service, first: bytes, second: bytes) -> tuple[list[str], str, str]:
+    """Two photos and a finished 3-second kiss on them: (photo ids, job id, session token)."""
+    photos, job, token = start_kiss(service, first, second)
+    status = service.wait_for_job(job, token, timeout=600)
+    assert status["state"] == "done", status
+    return photos, job, token
 
 
 def mirrored() -> bytes:
@@ -91,9 +97,11 @@ def test_canary_in_a_kiss_photo_is_gone_after_release(tmp_path: Path) -> None:
     start, end = png_chunk_span(png)
     patterns = {**encoded_patterns(png, start, end), **canary.pixel_patterns()}
     with svc.running(tmp_path, memfd_secret=False) as service:
+        # A job keeps the photos' pixels only while it cuts the people out (a done job keeps
+        # no plaintext), too short a window to scan reliably; that this scanner sees guest
+        # pixels in this service is shown by test_canary_scan.py on an upload in flight.
         photos, job, token = kiss(service, png, mirrored())
         alive = scan(process_tree(service.pid), patterns)
-        assert alive.by_form()["bgr"] > 0, alive.by_form()  # the scanner sees the live photo
         video = service.get(f"/api/jobs/{job}/outputs/kiss.mp4", token)
         assert video.status == 200
         assert service.delete(f"/api/jobs/{job}", token).status == 200
@@ -104,5 +112,6 @@ def test_canary_in_a_kiss_photo_is_gone_after_release(tmp_path: Path) -> None:
         print("\n[canary-kiss] " + json.dumps({"alive": alive.by_form(),
                                                "after": after.by_form(),
                                                "bytes_scanned": after.bytes_scanned}))
+        assert {name: n for name, n in alive.by_form().items() if n} == {}
         assert {name: n for name, n in after.by_form().items() if n} == {}
         assert after.bytes_scanned > 10 << 20
