@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.camera.base import CameraSource, Capture, camera_unavailable
+from appliance.camera.base import CameraSource, Capture
 from appliance.camera.registry import SourcePlugin
+from appliance.errors import UserFacingError
 from appliance.secure.buffers import SecureBuffer
+
+
+def camera_in_browser() -> UserFacingError:
+    """Not an outage to retry: with this source the server has no camera at all."""
+    return UserFacingError(
+        "camera_in_browser", "This booth uses its screen's own camera.", status=409,
+        remedy="Take the photo on the booth's page and upload it (POST /api/photos).")
 
 
 class BrowserSource(CameraSource):
@@ -23,10 +31,10 @@ class BrowserSource(CameraSource):
         self._set_state("stopped")
 
     def capture(self, owner: str) -> Capture:
-        raise camera_unavailable("this booth uses the kiosk page's camera; upload the photo")
+        raise camera_in_browser()
 
     def preview_jpeg(self, owner: str) -> SecureBuffer:
-        raise camera_unavailable("this booth uses the kiosk page's camera")
+        raise camera_in_browser()
 
     def state(self) -> dict[str, Any]:
         body = super().state()

@@ -105,6 +105,10 @@ def camera_capture() -> Any:
         effect = get_effect(effect_key)
     rule = FaceRule.for_upload(effect, _int_arg("faces", None, 1, 2))
     camera = current_app.extensions["ephemera.camera"]
+    if camera.state().get("server_side") is False:  # the page's own camera: upload instead
+        from appliance.camera.browser import camera_in_browser
+
+        raise camera_in_browser()
     if not camera.is_live:  # refused before a session or photo is made for it
         raise camera_unavailable(camera.state()["last_error"] or camera.state()["state"])
     photo, new_token = manager.create_photo(_bearer())

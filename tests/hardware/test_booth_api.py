@@ -58,7 +58,8 @@ def test_browser_camera_state_and_refusals(make_app: Any) -> None:
     assert state.status_code == 200 and state.headers["Cache-Control"] == "no-store"
     assert state.json["source"] == "browser" and state.json["ready"] is True
     assert error(client.post("/api/camera/capture", headers=CONSENT)) == (
-        503, "camera_unavailable")
+        409, "camera_in_browser")
+    assert error(client.get("/api/camera/frame.jpg")) == (409, "camera_in_browser")
     assert error(from_phone(client, "GET", "/api/camera/frame.jpg")) == (403, "kiosk_only")
 
 
