@@ -74,3 +74,38 @@ def extra_effects_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def service(tmp_path: Path) -> Iterator[svc.Service]:
     with svc.running(tmp_path) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def face_models() -> Iterator[object]:
+    """The booth's models (face models and pixel graphs) as `ephemera build` made them; tests
+    that need them skip with that instruction where they are not built."""
+    from appliance.config import load_config
+    from appliance.models.loader import ModelSet
+    from appliance.models.manifest import load_manifest
+
+    cfg = load_config()
+    onnx_dir = Path(cfg.models.engines_dir) / "onnx"
+    missing = [n for n in load_manifest().models if not (onnx_dir / f"{n}.onnx").is_file()]
+    if missing:
+        pytest.skip(f"models not built ({', '.join(missing)}): run `ephemera build`")
+    models = ModelSet(cfg)
+    yield models
+    models.close()
+
+
+@pytest.fixture(scope="session")
+def pipeline(face_models: object) -> object:
+    from appliance.vision.pipeline import FacePipeline
+
+    return FacePipeline(face_models)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def owner() -> Iterator[str]:
+    """A secure-buffer owner id whose buffers are all released after the test."""
+    from appliance.secure.buffers import REGISTRY
+
+    job = f"test-{uuid.uuid4().hex}"
+    yield job
+    REGISTRY.release_owner(job)

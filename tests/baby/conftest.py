@@ -4,7 +4,6 @@ tinted copy, the camera man)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,18 +42,6 @@ def face_models(engines_dir: Path) -> Iterator[object]:
     models = ModelSet(load_config())
     yield models
     models.close()
-
-
-@pytest.fixture(scope="session")
-def pipeline(face_models: object) -> FacePipeline:
-    return FacePipeline(face_models)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def owner() -> Iterator[str]:
-    job = f"test-{uuid.uuid4().hex}"
-    yield job
-    REGISTRY.release_owner(job)
 
 
 def tall_warm(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
