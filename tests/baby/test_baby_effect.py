@@ -39,10 +39,9 @@ def job_buffers() -> list[object]:
 
 
 @pytest.fixture
-def out_dir() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(dir="/dev/shm", prefix="baby-out-"))
+def out_dir(ram_dir: Path) -> Path:
+    """Outputs on tmpfs (``ephemera run`` refuses disk), removed after the test."""
+    return ram_dir
 
 
 def test_declared_as_the_contract_says() -> None:
