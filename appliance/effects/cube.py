@@ -62,7 +62,7 @@ def parse_cube(text: str, source: str = "<text>") -> npt.NDArray[np.float32]:
                         f"numbers, found {len(rows)}")
     if np.any(domain_max <= domain_min):
         raise CubeError(f"{source}: DOMAIN_MAX must exceed DOMAIN_MIN in every channel")
-    table = np.asarray(rows, np.float64).reshape(size, size, size, 3)
+    table: npt.NDArray[np.float64] = np.asarray(rows, np.float64).reshape(size, size, size, 3)
     table = (table - domain_min) / (domain_max - domain_min)
     return np.clip(table, 0.0, 1.0).astype(np.float32)
 

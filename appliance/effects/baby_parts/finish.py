@@ -63,16 +63,19 @@ def guided_self(image: F32, radius: int, eps: float) -> F32:
     """Guided filter of each channel guided by itself (He et al. 2013), in its fast form (He &
     Sun 2015): the linear coefficients fitted at half size, applied at full size."""
     h, w = image.shape[:2]
-    small = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    small = np.asarray(cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                       np.float32)
     r = max(1, radius // 2)
     ksize = (2 * r + 1, 2 * r + 1)
-    mean = cv2.boxFilter(small, -1, ksize)
-    sq = cv2.boxFilter(small * small, -1, ksize)
+    mean = np.asarray(cv2.boxFilter(small, -1, ksize), np.float32)
+    sq = np.asarray(cv2.boxFilter(small * small, -1, ksize), np.float32)
     var = sq - mean * mean
     a = var / (var + np.float32(eps))
     b = mean - a * mean
-    mean_a = cv2.resize(cv2.boxFilter(a, -1, ksize), (w, h), interpolation=cv2.INTER_LINEAR)
-    mean_b = cv2.resize(cv2.boxFilter(b, -1, ksize), (w, h), interpolation=cv2.INTER_LINEAR)
+    mean_a = np.asarray(cv2.resize(cv2.boxFilter(a, -1, ksize), (w, h),
+                                   interpolation=cv2.INTER_LINEAR), np.float32)
+    mean_b = np.asarray(cv2.resize(cv2.boxFilter(b, -1, ksize), (w, h),
+                                   interpolation=cv2.INTER_LINEAR), np.float32)
     mean_a *= image
     mean_a += mean_b
     return np.asarray(mean_a, np.float32)
@@ -175,7 +178,7 @@ EYE_CLARITY = 0.8  # unsharp-mask amount on the eyes (sigma 2 px at 1024)
 def clear_eyes(bgr: F32, eyes: F32) -> None:
     """In place: a portrait retoucher's "eye pop": an unsharp mask on the eyes only, so the
     lids and irises stay crisp after the morph's resampling."""
-    blurred = cv2.GaussianBlur(bgr, (0, 0), 2.0)
+    blurred = np.asarray(cv2.GaussianBlur(bgr, (0, 0), 2.0), np.float32)
     detail = bgr - blurred
     bgr += detail * (EYE_CLARITY * eyes)[..., None]
     np.clip(bgr, 0.0, 1.0, out=bgr)

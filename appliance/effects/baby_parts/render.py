@@ -298,7 +298,7 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     half_w = HEAD_WIDTH * 0.5 * float(abs(cheeks[1, 0] - cheeks[0, 0]))
     top = float(pts[10, 1]) - HEAD_TOP * EYE_WIDTH
     cy = float(cheeks[:, 1].mean())
-    head = np.zeros((OUTPUT, OUTPUT), np.float32)
+    head: npt.NDArray[np.float32] = np.zeros((OUTPUT, OUTPUT), np.float32)
     cv2.ellipse(head, (round(cx), round(cy)), (round(half_w), round(cy - top)), 0.0, 0.0,
                 360.0, 1.0, -1, cv2.LINE_AA)
     # Beside the face the hair ends softly from the cheeks down (an infant's hair is short).
@@ -327,7 +327,7 @@ def head_shape(lay: Layout, ids: npt.NDArray[np.int32],
     # The inner lips are the hole whose loop holds landmark 13 (the upper inner lip); its fan
     # triangles follow the mesh's own 852.
     start = lay.topo.face_triangles - sum(len(h) for h in lay.topo.holes)
-    mouth = np.zeros((OUTPUT, OUTPUT), np.float32)
+    mouth: npt.NDArray[np.float32] = np.zeros((OUTPUT, OUTPUT), np.float32)
     for loop in lay.topo.holes:
         if 13 in loop:
             mouth[(ids >= start) & (ids < start + len(loop))] = 1.0
@@ -354,7 +354,7 @@ def _compose(warped: npt.NDArray[np.float32], lay: Layout, ids: npt.NDArray[np.i
     """Tone, blend, retouch and finish inside the head's window (the only place the parents'
     pixels can show), then the backdrop and the blanket over the whole frame."""
     skin = _skin_mask(lay, ids)
-    face = np.zeros((OUTPUT, OUTPUT), np.float32)
+    face: npt.NDArray[np.float32] = np.zeros((OUTPUT, OUTPUT), np.float32)
     face[(ids >= 0) & (ids < lay.topo.face_triangles)] = 1.0
     face = finish.soft_blur(face, max(3, round(0.05 * EYE_WIDTH)) | 1)
     parts = head_shape(lay, ids, face)

@@ -58,6 +58,6 @@ def bokeh(height: int, width: int, base_top: tuple[float, float, float],
     lights = cv2.resize(lights, (width, height), interpolation=cv2.INTER_CUBIC)
     cover = np.clip(cv2.resize(cover, (width, height), interpolation=cv2.INTER_CUBIC), 0, 1)
     image = image * (1 - 0.6 * cover[..., None]) + 0.6 * lights
-    image = cv2.GaussianBlur(image, (0, 0), 2.0)
+    image = np.asarray(cv2.GaussianBlur(image, (0, 0), 2.0), np.float32)
     image += rng.normal(0.0, 1.2, image.shape).astype(np.float32)
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)

@@ -111,7 +111,7 @@ def make_cutout(bgr: npt.NDArray[np.uint8], mask: npt.NDArray[np.float32],
         cv2.warpAffine(mask, affine, size, dst=alpha, flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         np.clip(alpha, 0.0, 1.0, out=alpha)
-        alpha *= _edge_fade(affine, bgr.shape[:2], split)
+        alpha *= _edge_fade(affine, (bgr.shape[0], bgr.shape[1]), split)
         rgba_buf, rgba = REGISTRY.array((1, 4, CUT_HEIGHT, CUT_WIDTH), np.float32,
                                         owner=owner, label="kiss-cut-rgba")
         for channel in range(3):
