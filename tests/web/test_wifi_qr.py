@@ -21,8 +21,11 @@ from appliance.web.app import create_app
 from tests.helpers.browser import decode_qr
 
 SSID, PASSWORD = "Ephemera Lobby; 2", 'event:pass\\word"7'
-LAN_CLIENT = {"REMOTE_ADDR": "192.168.4.20"}
-LAN_ENV = {"EPHEMERA_LAN_ENABLED": "true", "EPHEMERA_LAN_INTERFACE": "wlan0",
+# A phone's request as the LAN's TLS listener hands it to the app.
+LAN_CLIENT = {"REMOTE_ADDR": "192.168.4.20", "ephemera.lan": True, "wsgi.url_scheme": "https"}
+LAN_BASE = "https://192.168.4.1:8443"
+LAN_ENV = {"EPHEMERA_LAN_ENABLED": "true", "EPHEMERA_LAN_ADDRESS": "192.168.4.1",
+           "EPHEMERA_LAN_PORT": "8443", "EPHEMERA_LAN_ALLOWED_CIDRS": "192.168.4.0/24",
            "EPHEMERA_LAN_TLS_CERT": "/etc/ephemera/lan.crt",
            "EPHEMERA_LAN_TLS_KEY": "/etc/ephemera/lan.key"}
 
@@ -129,7 +132,7 @@ def test_an_unreadable_file_answers_404(tmp_path: Path) -> None:
 def test_a_lan_client_is_refused(tmp_path: Path) -> None:
     """A phone on the LAN (let through by the client guard) still gets no Wi-Fi password."""
     client = app_with(provisioned(tmp_path / "wifi.json"), tmp_path, **LAN_ENV).test_client()
-    response = client.get("/ui/wifi-qr", environ_base=LAN_CLIENT)
+    response = client.get(LAN_BASE + "/ui/wifi-qr", environ_base=LAN_CLIENT)
     assert response.status_code == 403
     body = response.get_json()
     assert body["error"] == "kiosk_only" and PASSWORD not in response.get_data(as_text=True)
