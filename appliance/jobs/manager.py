@@ -405,6 +405,7 @@ class JobManager:
 
     def _run(self, job: Job, work: JobWork) -> None:
         started = time.monotonic()
+        failure: UserFacingError | None = None
         with self._models_lock:
             try:
                 work(job)
@@ -413,15 +414,20 @@ class JobManager:
                 job.move_to(JobState.DONE)
             except UserFacingError as exc:
                 exc.__traceback__ = None  # its frames hold the job's pixels (see _fail)
-                self._fail(job, exc)
+                failure = exc.detached()
             except Exception as exc:  # never image data in a log: the type and the job id only
                 log.error("job %s failed: %s", job.id, type(exc).__name__)
                 exc.__traceback__ = None
-                self._fail(job, UserFacingError(
+                failure = UserFacingError(
                     "internal_error", "Something went wrong while making your picture.",
-                    status=500, remedy="Try again; if it keeps happening, tell the operator."))
+                    status=500, remedy="Try again; if it keeps happening, tell the operator.")
             finally:
                 self._zeroise_models()
+            # Failed only outside the except blocks: until they end, Python 3.10 keeps the
+            # traceback (and the frames holding the job's pixels) in the thread's exception
+            # state, whatever __traceback__ says, so the wipe could not unmap them yet.
+            if failure is not None:
+                self._fail(job, failure)
         elapsed = time.monotonic() - started
         self._run_seconds = 0.7 * self._run_seconds + 0.3 * elapsed
 
