@@ -244,6 +244,15 @@ def session_token_from_cookie() -> str | None:
     return request.cookies.get(SESSION_COOKIE) if on_lan() else None
 
 
+def request_session_token() -> str | None:
+    """The session token of this request: ``Authorization: Bearer <token>`` (the kiosk, the
+    command line) or, for phones on the LAN, the HttpOnly session cookie."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return session_token_from_cookie()
+
+
 def install_access_policy(app: Flask, cfg: Config) -> AccessPolicy:
     policy = AccessPolicy(cfg)
     app.wsgi_app = LanMarker(app.wsgi_app)  # type: ignore[method-assign]

@@ -30,7 +30,7 @@ from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager, token_required
 from appliance.jobs.photos import FaceRule
 from appliance.numbers import parse_ascii_int
-from appliance.web.access import on_lan, session_token_from_cookie
+from appliance.web.access import on_lan, request_session_token
 from appliance.web.delivery import SecureBody
 from appliance.web.guarded_worker import client_gone
 from appliance.web.job_request import read_job_request
@@ -60,12 +60,7 @@ def _runner() -> EffectJobRunner:
     return runner
 
 
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return session_token_from_cookie()  # phones on the LAN: the HttpOnly cookie
+_bearer = request_session_token
 
 
 def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:

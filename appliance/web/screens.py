@@ -35,7 +35,7 @@ from appliance.audit import audit
 from appliance.config import Config
 from appliance.errors import UserFacingError
 from appliance.web import i18n
-from appliance.web.access import phone_link, session_token_from_cookie
+from appliance.web.access import phone_link, request_session_token
 from appliance.web.handoff import HANDOFF_TTL_S, HandoffBoard
 from appliance.web.qr import qr_svg
 from appliance.web.screen_text import script_text
@@ -73,11 +73,7 @@ def _board() -> HandoffBoard:
     return board
 
 
-def _bearer() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return session_token_from_cookie()  # a phone on the LAN: its HttpOnly session cookie
+_bearer = request_session_token
 
 
 def _small_json() -> dict[str, Any]:
