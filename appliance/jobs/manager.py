@@ -114,6 +114,29 @@ class JobManager:
                 found = session
         return found
 
+    def _admit(self, item: Any, session: Session | None,
+               now: float) -> tuple[Session, str | None]:
+        """Register a photo or job with the store (which counts both against its max_jobs and
+        clamps expiry to the hard cap), attach it to ``session`` (a new one if None) and give
+        it a key of its own; returns (session, the new session's token or None). Call with
+        ``self._lock`` held. Nothing stays registered without a key."""
+        try:
+            item.expires_at = self.store.register_job(item.id, created=now,
+                                                      expires_at=item.expires_at)
+        except UserFacingError as exc:
+            audit("request_refused", reason=exc.code)
+            raise
+        secret = None
+        if session is None:
+            session, secret = self._new_session(now)
+        item.session_id = session.id
+        try:
+            item.key = JobKey.generate(owner=item.id)
+        except BaseException:
+            self.store.delete_job(item.id)
+            raise
+        return session, secret
+
     def _new_session(self, now: float) -> tuple[Session, str]:
         """A fresh session (call with the lock held); returns it and its secret token."""
         secret, capability = CapabilityToken.issue(
@@ -155,21 +178,7 @@ class JobManager:
             self._check_room(session, now, "photo")
             photo = StoredPhoto(id=new_photo_id(), session_id="", created_at=now,
                                 expires_at=now + keep_s)
-            try:  # the store counts photos, like jobs, against its max_jobs
-                photo.expires_at = self.store.register_job(photo.id, created=now,
-                                                           expires_at=photo.expires_at)
-            except UserFacingError as exc:
-                audit("request_refused", reason=exc.code)
-                raise
-            secret = None
-            if session is None:
-                session, secret = self._new_session(now)
-            photo.session_id = session.id
-            try:
-                photo.key = JobKey.generate(owner=photo.id)
-            except BaseException:
-                self.store.delete_job(photo.id)
-                raise
+            session, secret = self._admit(photo, session, now)
             self._photos[photo.id] = photo
             session.photo_ids.add(photo.id)
             session.extend_to(photo.expires_at)
@@ -350,21 +359,7 @@ class JobManager:
             job = Job(id=new_job_id(), session_id="", kind=kind, created_at=now,
                       expires_at=now + keep_s, params=dict(params or {}),
                       photo_ids=list(photo_ids or []))
-            try:  # the store counts jobs against its max_jobs and clamps to the hard cap
-                job.expires_at = self.store.register_job(job.id, created=now,
-                                                         expires_at=job.expires_at)
-            except UserFacingError as exc:
-                audit("request_refused", reason=exc.code)
-                raise
-            secret = None
-            if session is None:
-                session, secret = self._new_session(now)
-            job.session_id = session.id
-            try:
-                job.key = JobKey.generate(owner=job.id)
-            except BaseException:
-                self.store.delete_job(job.id)  # no registered job without a key
-                raise
+            session, secret = self._admit(job, session, now)
             job.kiosk = kiosk
             self._jobs[job.id] = job
             session.job_ids.add(job.id)
