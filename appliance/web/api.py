@@ -125,8 +125,15 @@ def _upload_photo() -> Any:
                                                   "closed.", status=400),
                            new_session=new_token is not None)
         return Response(status=204)
+    return photo_created(photo, new_token)
+
+
+def photo_created(photo: Any, new_token: str | None, **extra: Any) -> Any:
+    """The 201 answer for a kept photo (an upload or a capture): its faces, its URL and, for a
+    new session, the session token."""
     body = photo.summary()
     body["url"] = url_for("api.photo_status", photo_id=photo.id)
+    body.update(extra)
     if new_token is not None:
         body["session_token"] = new_token
     response = jsonify(body)

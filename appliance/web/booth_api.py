@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from appliance.camera.base import camera_unavailable
 from appliance.config import Config
@@ -92,7 +92,7 @@ def camera_capture() -> Any:
     """Capture and keep the still as a photo of the session (consent as for an upload)."""
     from appliance.jobs.photos import FaceRule
     from appliance.media.encode import encode_image
-    from appliance.web.api import _int_arg, _manager, _require_consent, _runner
+    from appliance.web.api import _int_arg, _manager, _require_consent, _runner, photo_created
 
     _kiosk_only("The booth's camera")
     manager = _manager()
@@ -129,15 +129,7 @@ def camera_capture() -> Any:
                                                   status=500),
                            new_session=new_token is not None)
         raise
-    body = photo.summary()
-    body["url"] = url_for("api.photo_status", photo_id=photo.id)
-    body["source"] = camera.name
-    if new_token is not None:
-        body["session_token"] = new_token
-    response = jsonify(body)
-    response.status_code = 201
-    response.headers["Location"] = body["url"]
-    return response
+    return photo_created(photo, new_token, source=camera.name)
 
 
 # -- printer ------------------------------------------------------------------------------------
