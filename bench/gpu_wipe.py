@@ -15,27 +15,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from bench.timing import median_ms
+
 SHAPE = (1, 3, 512, 512)
 ACTIVATION_MIB = (16, 256, 2048)
-
-
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -65,8 +54,8 @@ def main() -> None:
             path.write_bytes(data)
             backend = TensorRTBackend(path, hashlib.sha256(data).hexdigest(), "bench")
             try:
-                run_ms = _median_ms(lambda b=backend: b.run({"x": x}), args.runs)
-                wipe_ms = _median_ms(backend.zeroise, args.runs)
+                run_ms = median_ms(lambda b=backend: b.run({"x": x}), args.runs, warm_up=1)
+                wipe_ms = median_ms(backend.zeroise, args.runs, warm_up=1)
                 with context.current():
                     other = cuda.mem_alloc(mib << 20)
 
@@ -74,7 +63,7 @@ def main() -> None:
                         cuda.memcpy_dtod(o, b._scratch, n)
                         cuda.Context.synchronize()
 
-                    copy_ms = _median_ms(copy, args.runs)
+                    copy_ms = median_ms(copy, args.runs, warm_up=1)
                     other.free()
             finally:
                 backend.close()

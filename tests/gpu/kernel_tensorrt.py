@@ -17,12 +17,19 @@ run on the backend's own stream would be.
 
 from __future__ import annotations
 
-import enum
 import json
 import types
 from typing import Any
 
 import numpy as np
+
+# The enums and logger base are the plain-Python ones of the CPU stand-in (no engine in them).
+from tests.fakes.fake_tensorrt import (
+    DataType,
+    ExecutionContextAllocationStrategy,
+    ILogger,
+    TensorIOMode,
+)
 
 KERNEL = r"""
 extern "C" __global__ void scale_and_keep(const float *x, float *y, float *scratch, int n)
@@ -35,34 +42,6 @@ extern "C" __global__ void scale_and_keep(const float *x, float *y, float *scrat
 }
 """
 THREADS = 256
-
-
-class TensorIOMode(enum.Enum):
-    NONE = 0
-    INPUT = 1
-    OUTPUT = 2
-
-
-class ExecutionContextAllocationStrategy(enum.Enum):
-    STATIC = 0
-    ON_PROFILE_CHANGE = 1
-    USER_MANAGED = 2
-
-
-class DataType(enum.Enum):
-    FLOAT = 0
-
-
-class ILogger:
-    class Severity(enum.IntEnum):
-        INTERNAL_ERROR = 0
-        ERROR = 1
-        WARNING = 2
-        INFO = 3
-        VERBOSE = 4
-
-    def __init__(self) -> None:
-        pass
 
 
 def nptype(dtype: DataType) -> type:
