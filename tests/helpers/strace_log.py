@@ -157,20 +157,24 @@ SERVICE_ALLOWED_PREFIXES = (
 )
 
 
-def assert_service_kept_to_the_store(log: Path, store: Path) -> dict[str, int]:
+def assert_service_kept_to_the_store(log: Path, store: Path, label: str = "strace") -> Trace:
     """P1 and P5 over a traced service run: no successful write outside the store's tmpfs
     folder (and the allow-list above), at least one write in it (the trace is the service's),
-    and no peer off this machine. Returns counts for the test's report line."""
+    and no peer off this machine. Prints the counts for the test's log; returns the trace for
+    any further check."""
+    import json
+
     trace = parse(log)
     store_root = str(store.parent) + "/"
     bad = outside(trace, (store_root, *SERVICE_ALLOWED_PREFIXES),
                   (*SERVICE_ALLOWED_EXACT, str(store.parent)))
+    online = off_box(trace)
+    print(f"\n[{label}] " + json.dumps({
+        "calls_checked": trace.calls, "write_like_calls": len(trace.writes),
+        "in_store": sum(1 for w in trace.writes if any(p.startswith(store_root) for p in w.paths)),
+        "outside_allow_list": len(bad), "peers_seen": len(trace.peers), "off_box": len(online)}))
     assert trace.calls > 100, "strace saw almost nothing: is the log the service's?"
     assert any(store_root in w.line for w in trace.writes), "no store write seen"
     assert bad == [], "\n".join(w.line for w in bad[:20])
-    online = off_box(trace)
     assert online == [], "\n".join(p.line for p in online[:20])
-    return {"calls_checked": trace.calls, "write_like_calls": len(trace.writes),
-            "in_store": sum(1 for w in trace.writes
-                            if any(p.startswith(store_root) for p in w.paths)),
-            "peers_seen": len(trace.peers)}
+    return trace

@@ -19,12 +19,10 @@ import pytest
 from tests.helpers import service as svc
 from tests.helpers.images import astronaut_bgr, encode, png_chunk_span, with_canary
 from tests.helpers.memscan import Canary, encoded_patterns, process_tree, scan
-from tests.helpers.strace_log import STRACE_ARGS, off_box, outside, parse
+from tests.helpers.strace_log import STRACE_ARGS, assert_service_kept_to_the_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_models]
 
-ALLOWED_EXACT = ("/dev/null",)
-ALLOWED_PREFIXES = ("/proc/self/", "/proc/thread-self/", "/dev/shm/wgunicorn-")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -78,17 +76,7 @@ def test_making_the_video_writes_nothing_outside_the_ram_store(tmp_path: Path) -
         leftovers = service.store_files()
         svc.remove_store(service.store)
     assert leftovers == []
-    trace = parse(log)
-    store_root = str(service.store.parent) + "/"
-    bad = outside(trace, (store_root, *ALLOWED_PREFIXES),
-                  (*ALLOWED_EXACT, str(service.store.parent)))
-    print("\n[strace-kiss] " + json.dumps({"calls_checked": trace.calls,
-                                          "write_like_calls": len(trace.writes),
-                                          "outside_allow_list": len(bad)}))
-    assert trace.calls > 100, "strace saw almost nothing: is the log the service's?"
-    assert any(store_root in w.line for w in trace.writes), "no store write seen"
-    assert bad == [], "\n".join(w.line for w in bad[:20])
-    assert off_box(trace) == []
+    assert_service_kept_to_the_store(log, service.store, "strace-kiss")
 
 
 def test_canary_in_a_kiss_photo_is_gone_after_release(tmp_path: Path) -> None:

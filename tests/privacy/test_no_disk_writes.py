@@ -11,7 +11,6 @@ job, a photo and a session, then a graceful shutdown with a session still alive.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -21,17 +20,9 @@ from tests.helpers import service as svc
 from tests.helpers.effects_run import run_every_effect
 from tests.helpers.images import camera_bgr, encode, twelve_megapixels, two_faces, with_canary
 from tests.helpers.memscan import Canary
-from tests.helpers.strace_log import STRACE_ARGS, off_box, outside, parse
+from tests.helpers.strace_log import STRACE_ARGS, assert_service_kept_to_the_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_models]
-
-# Written by the service but never holding image data, each for a stated reason.
-ALLOWED_EXACT = ("/dev/null",)
-ALLOWED_PREFIXES = (
-    "/proc/self/", "/proc/thread-self/",  # the process's own settings (e.g. hardening)
-    "/dev/shm/wgunicorn-",  # gunicorn's worker heartbeat: an empty, unlinked file on tmpfs
-)
-
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
@@ -91,20 +82,4 @@ def test_full_flow_writes_nothing_outside_the_ram_store(tmp_path: Path) -> None:
         svc.remove_store(service.store)
     assert leftovers == []
 
-    trace = parse(log)
-    store_root = str(service.store.parent) + "/"
-    bad = outside(trace, (store_root, *ALLOWED_PREFIXES),
-                  (*ALLOWED_EXACT, str(service.store.parent)))
-    print("\n[strace] " + json.dumps({
-        "calls_checked": trace.calls, "write_like_calls": len(trace.writes),
-        "in_store": sum(1 for w in trace.writes if any(p.startswith(store_root)
-                                                       for p in w.paths)),
-        "outside_allow_list": len(bad), "effects": sorted(ran)}))
-    assert trace.calls > 100, "strace saw almost nothing: is the log the service's?"
-    assert any(store_root in w.line for w in trace.writes), "no store write seen"
-    assert bad == [], "\n".join(w.line for w in bad[:20])
-    # P5: no CDN, fonts, telemetry or model downloads; the only peers are the test client on
-    # loopback and local sockets.
-    online = off_box(trace)
-    print("[strace] " + json.dumps({"peers_seen": len(trace.peers), "off_box": len(online)}))
-    assert online == [], "\n".join(p.line for p in online[:20])
+    assert_service_kept_to_the_store(log, service.store, "strace " + ",".join(sorted(ran)))

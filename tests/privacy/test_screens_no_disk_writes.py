@@ -120,4 +120,4 @@ def test_screens_and_admin_write_nothing_outside_the_ram_store(tmp_path: Path) -
         leftovers = service.store_files()
         svc.remove_store(service.store)
     assert leftovers == []
-    print("\n[strace] " + json.dumps(assert_service_kept_to_the_store(log, service.store)))
+    assert_service_kept_to_the_store(log, service.store, "strace-screens")
