@@ -40,7 +40,10 @@ class DetachableStream:
         self.hub.adopt(self.ticket, sock, head, self.job, self.render)
 
     def __iter__(self) -> Iterator[bytes]:
-        yield RETRY + event(self.render(self.job))
+        try:
+            yield RETRY + event(self.render(self.job))
+        finally:  # sent (or abandoned): the place is free whether or not the server calls close
+            self.close()
 
     def close(self) -> None:
         """WSGI's end of the answer: the reserved place goes back unless the hub has it."""

@@ -111,3 +111,31 @@ def test_a_released_job_ends_with_gone() -> None:
     finally:
         hub.close()
         client.close()
+
+
+def test_without_the_booths_worker_the_stream_sends_the_status_once(ram_dir: Any) -> None:
+    """The Flask test client cannot hand a connection over: one event (the status route's
+    JSON), the end, and the stream's place given back."""
+    from appliance.config import load_config
+    from appliance.web.app import create_app, shutdown_app
+
+    app = create_app(load_config(env={"EPHEMERA_STORE_PATH": str(ram_dir / "store")}))
+    try:
+        job, token = app.extensions["ephemera.jobs"].create_job(None, "faces")
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {token}"}
+        stream = client.get(f"/api/jobs/{job.id}/events", headers=auth,
+                            environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        status = client.get(f"/api/jobs/{job.id}", headers=auth,
+                            environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        assert stream.status_code == 200 and stream.mimetype == "text/event-stream"
+        assert stream.headers["Cache-Control"] == "no-store"
+        blocks = [b for b in stream.get_data(as_text=True).split("\n\n") if b]
+        assert blocks[0] == "retry: 2000"
+        assert blocks[1].startswith("data: ") and len(blocks) == 2
+        import json
+
+        assert json.loads(blocks[1][6:]) == status.get_json()
+        assert app.extensions["ephemera.progress"].count() == 0
+    finally:
+        shutdown_app(app)
