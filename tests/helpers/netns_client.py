@@ -1,7 +1,8 @@
 """A client run inside a network namespace (``ip netns exec NS python -m ...``).
 
 Reads a JSON list of requests on stdin and prints a JSON list of answers: each request is
-``{"method", "url", "headers", "body_b64", "cafile"}`` (https verifies the certificate against
+``{"method", "url", "headers", "body_b64", "cafile", "source"}`` (``source``: the client's own
+address, one of the namespace's; https verifies the certificate against
 ``cafile`` and the address in the URL, as a phone that trusts the booth's CA would), or
 ``{"scan": host, "ports": [low, high]}``, which lists the TCP ports that accept a connection,
 or ``{"stall": n, "host", "port"}``, which opens n connections that send the first bytes of a
@@ -30,11 +31,13 @@ def fetch(spec: dict[str, Any]) -> dict[str, Any]:
     parts = urlsplit(spec["url"])
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
     conn: http.client.HTTPConnection
+    source = (spec["source"], 0) if spec.get("source") else None
     if parts.scheme == "https":
         context = ssl.create_default_context(cafile=spec.get("cafile"))
-        conn = http.client.HTTPSConnection(host, port, context=context, timeout=30)
+        conn = http.client.HTTPSConnection(host, port, context=context, timeout=30,
+                                           source_address=source)
     else:
-        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn = http.client.HTTPConnection(host, port, timeout=30, source_address=source)
     body = base64.b64decode(spec["body_b64"]) if spec.get("body_b64") else None
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
@@ -121,7 +124,9 @@ def streams(spec: dict[str, Any]) -> dict[str, Any]:
                "Accept: text/event-stream\r\nConnection: close\r\n\r\n").encode()
     socks = []
     for _ in range(spec["streams"]):
-        sock = context.wrap_socket(socket.create_connection((host, port), timeout=120),
+        source = (spec["source"], 0) if spec.get("source") else None
+        sock = context.wrap_socket(socket.create_connection((host, port), timeout=120,
+                                                            source_address=source),
                                    server_hostname=host)
         sock.sendall(request)
         socks.append(sock)
