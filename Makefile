@@ -16,7 +16,7 @@ APT_PACKAGES += gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugin
 	cups cups-ipp-utils avahi-daemon dbus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: booth test system-deps lint typecheck pytest models gallery clean
+.PHONY: gpu-check booth test system-deps lint typecheck pytest models gallery clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ pytest: $(VENV)/.dev models
 	$(PY) -m pytest -q
 
 test: system-deps $(VENV)/.dev lint pytest
+
+# The TensorRT backend's buffers and wipes on a real NVIDIA GPU (needs pycuda; skipped without).
+gpu-check: $(VENV)/.dev
+	$(PY) -m pytest -q -rA -m gpu tests/gpu
 
 # Every effect on scikit-image's sample faces as an HTML page in a tmpfs folder, to look at.
 gallery: $(VENV)/.dev models

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -25,15 +23,7 @@ import onnxruntime as ort
 from appliance.config import load_config
 from appliance.models.manifest import load_manifest
 from appliance.models.onnxruntime_backend import OnnxRuntimeBackend
-
-
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+from bench.timing import median_ms
 
 
 def main() -> None:
@@ -64,9 +54,9 @@ def main() -> None:
             backend.run(feeds)
         plain_ms, backend_ms = [], []
         for _ in range(5):  # interleave blocks so drift hits both alike
-            plain_ms.append(_median_ms(lambda p=plain, f=feeds: p.run(None, f), args.runs // 5))
-            backend_ms.append(_median_ms(lambda b=backend, f=feeds: b.run(f), args.runs // 5))
-        zeroise_ms = _median_ms(backend.zeroise, args.runs)
+            plain_ms.append(median_ms(lambda p=plain, f=feeds: p.run(None, f), args.runs // 5))
+            backend_ms.append(median_ms(lambda b=backend, f=feeds: b.run(f), args.runs // 5))
+        zeroise_ms = median_ms(backend.zeroise, args.runs)
         p, b = statistics.median(plain_ms), statistics.median(backend_ms)
         print(f"| {name} | {p:.2f} | {b:.2f} | {b / p:.2f} | {zeroise_ms:.3f} |")
         backend.close()

@@ -194,6 +194,7 @@ class CameraSource:
                 "restarts": self._restarts,
                 "retry_in_s": self._retry_in_s,
                 "frames": self.frames,
+                "server_side": True,  # the kiosk pulls frame.jpg and captures through us
                 **self._details(),
             }
 

@@ -23,7 +23,9 @@ Pinned host buffers come from pycuda rather than the secure-buffer registry: CUD
 itself for asynchronous copies, and memfd_secret pages cannot be registered with the driver.
 They are locked in RAM (never swapped) and wiped by ``zeroise()``.
 
-Not exercised on a GPU in CI: tests/fakes/ stands in for TensorRT and pycuda there.
+Not exercised on a GPU in CI: tests/fakes/ stands in for TensorRT and pycuda there. On a machine
+with a GPU and pycuda, tests/gpu/ runs this class against the real CUDA driver with only the
+engine stood in, reading device memory back to prove the wipes (docs/engines.md).
 """
 
 from __future__ import annotations

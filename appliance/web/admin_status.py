@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from appliance.web.admin_hardware import hardware
+
 THERMAL_ROOT = Path("/sys/class/thermal")
 STARTED = time.monotonic()
 
@@ -74,6 +76,7 @@ def status(app_extensions: dict[str, Any], retention_cap: int) -> dict[str, Any]
         "machine": {"load": [load1, load5, load15], "cpus": os.cpu_count(),
                     "gpu_load_percent": gpu_load(), "thermal": thermal_zones()},
         "uptime_s": round(time.monotonic() - STARTED),
+        **hardware(app_extensions),
     }
 
 

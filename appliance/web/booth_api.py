@@ -23,6 +23,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from appliance.camera.base import camera_unavailable
 from appliance.config import Config
 from appliance.errors import UserFacingError
+from appliance.web.access import request_session_token
 from appliance.web.delivery import SecureBody
 
 booth = Blueprint("booth", __name__, url_prefix="/api")
@@ -65,9 +66,8 @@ def _kiosk_only(what: str) -> None:
                               status=403, remedy="Use the booth's touchscreen.")
 
 
-def _bearer() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+# The bearer header (the kiosk) or, for a phone on the LAN, its session cookie.
+_bearer = request_session_token
 
 
 # -- camera -------------------------------------------------------------------------------------

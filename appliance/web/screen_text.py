@@ -34,6 +34,15 @@ SCRIPT_TEXT = {
     "sent_to_booth": N_("Your photos are on the booth. You can follow along here."),
     "choose_photo_n": N_("Choose photo {n}"),
     "photo_ready": N_("Photo {n} is ready."),
+    "camera_reconnecting": N_("Camera reconnecting…"),
+    "printing": N_("Printing…"),
+    "printed": N_("Your print is on its way. Pick it up at the printer."),
+    "prints_left": N_("Prints left: {n}"),
+    "printer_paper": N_("The printer is out of paper. Please tell the staff."),
+    "printer_ink": N_("The printer is out of ink. Please tell the staff."),
+    "printer_jam": N_("The printer has a paper jam. Please tell the staff."),
+    "printer_cover": N_("The printer's cover is open. Please tell the staff."),
+    "printer_offline": N_("The printer is offline. Please tell the staff."),
 }
 
 ERROR_TEXT = {
@@ -57,6 +66,9 @@ ERROR_TEXT = {
     "camera_unavailable": N_("The camera isn't available. Use your phone instead, or ask the "
                              "staff."),
     "consent_required": N_("Please confirm that everyone agrees and is an adult."),
+    "print_limit": N_("You have printed as many pictures as this booth allows."),
+    "printer_not_ready": N_("The printer isn't ready. Please tell the staff."),
+    "not_printable": N_("Only pictures can be printed, not videos."),
     "generic": N_("Something went wrong. Please try again."),
 }
 

@@ -128,3 +128,30 @@ def test_print_a_result_from_the_kiosk(make_app: Any) -> None:
             gone = client.get("/api/printer/state").json
         assert gone["state"] == "offline" and gone["offered"] is False
         assert gone["problems"] == ["offline"]
+
+
+@pytest.mark.skipif(shutil.which("gst-launch-1.0") is None, reason="GStreamer is not installed")
+def test_admin_page_shows_camera_and_printer_state(make_app: Any) -> None:
+    """A camera that cannot open and a printer nobody answers: the operator reads both, with
+    the camera's last error and the printer's problem, on the page and in status.json."""
+    from appliance.secure.pin import hash_pin
+
+    app = make_app(EPHEMERA_CAMERA_SOURCE="gstreamer",
+                   EPHEMERA_CAMERA_PIPELINE="v4l2src device=/dev/ephemera-no-camera",
+                   EPHEMERA_CAMERA_RETRY_MAX_S="1", EPHEMERA_PRINTER_ENABLED="1",
+                   EPHEMERA_PRINTER_URI="ipp://127.0.0.1:9/ipp/print",
+                   EPHEMERA_PRINTER_TIMEOUT_S="2", EPHEMERA_ADMIN_PIN_HASH=hash_pin("424242"))
+    camera = app.extensions["ephemera.camera"]
+    deadline = time.monotonic() + 20
+    while not camera.state()["last_error"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    client = app.test_client()
+    assert client.post("/admin/login", data={"pin": "424242"}).status_code in (200, 302, 303)
+    status = client.get("/admin/status.json").json
+    assert status["camera"]["source"] == "gstreamer"
+    assert status["camera"]["state"] == "reconnecting"
+    assert "/dev/ephemera-no-camera" in status["camera"]["last_error"]
+    assert status["printer"]["ready"] is False and status["printer"]["problems"] == ["offline"]
+    page = client.get("/admin").get_data(as_text=True)
+    assert "Camera and printer" in page and "/dev/ephemera-no-camera" in page
+    assert "not ready" in page and "offline" in page

@@ -147,3 +147,30 @@ def off_box(trace: Trace) -> list[Peer]:
             pass
         bad.append(peer)
     return bad
+
+
+# Written by the service but never holding image data, each for a stated reason.
+SERVICE_ALLOWED_EXACT = ("/dev/null",)
+SERVICE_ALLOWED_PREFIXES = (
+    "/proc/self/", "/proc/thread-self/",  # the process's own settings (e.g. hardening)
+    "/dev/shm/wgunicorn-",  # gunicorn's worker heartbeat: an empty, unlinked file on tmpfs
+)
+
+
+def assert_service_kept_to_the_store(log: Path, store: Path) -> dict[str, int]:
+    """P1 and P5 over a traced service run: no successful write outside the store's tmpfs
+    folder (and the allow-list above), at least one write in it (the trace is the service's),
+    and no peer off this machine. Returns counts for the test's report line."""
+    trace = parse(log)
+    store_root = str(store.parent) + "/"
+    bad = outside(trace, (store_root, *SERVICE_ALLOWED_PREFIXES),
+                  (*SERVICE_ALLOWED_EXACT, str(store.parent)))
+    assert trace.calls > 100, "strace saw almost nothing: is the log the service's?"
+    assert any(store_root in w.line for w in trace.writes), "no store write seen"
+    assert bad == [], "\n".join(w.line for w in bad[:20])
+    online = off_box(trace)
+    assert online == [], "\n".join(p.line for p in online[:20])
+    return {"calls_checked": trace.calls, "write_like_calls": len(trace.writes),
+            "in_store": sum(1 for w in trace.writes
+                            if any(p.startswith(store_root) for p in w.paths)),
+            "peers_seen": len(trace.peers)}

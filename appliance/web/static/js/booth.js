@@ -167,7 +167,82 @@ function stopCamera() {
   if (stream) for (const track of stream.getTracks()) track.stop();
   stream = null;
   $("preview") && ($("preview").srcObject = null);
+  if (KIOSK) serverCamera.stop();
 }
+
+// The booth's own camera (camera.source gstreamer or gphoto2): the live picture is pulled from
+// the server frame by frame, the still is taken there. While the camera is not live the guest
+// sees "reconnecting" (never a frozen frame) and cannot press the button.
+const FRAME_MS = 70; // with the fetch itself, about 10 frames a second
+const serverCamera = {
+  known: null, ready: false, url: null,
+  async serverSide(signal) {
+    if (this.known === null) {
+      try {
+        const state = await api("GET", "/api/camera/state", { signal });
+        this.known = state.server_side === true;
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        return false; // asked again next time
+      }
+    }
+    return this.known;
+  },
+  shown(ready) {
+    this.ready = ready;
+    $("live").hidden = !ready || capture.reviewing || !this.url;
+    show("camera-status", ready ? "" : T("camera_reconnecting"));
+    document.querySelector("#capture-actions [data-action=shoot]").disabled = !ready;
+    $("capture-retry").disabled = !ready;
+  },
+  async paint(blob) {
+    const url = URL.createObjectURL(blob);
+    const img = $("live");
+    img.src = url;
+    try { await img.decode(); } catch { /* a torn frame: the next one replaces it */ }
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = url;
+    img.hidden = !this.ready || capture.reviewing;
+  },
+  async pull(turn) {
+    let checked = 0;
+    while (turn.live) {
+      if (!this.ready || Date.now() - checked > 1000) {
+        let state = null;
+        try {
+          state = await api("GET", "/api/camera/state", { signal: turn.signal });
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+        }
+        checked = Date.now();
+        this.shown(Boolean(state?.ready));
+        if (!this.ready) { await sleep(500, turn.signal); continue; }
+      }
+      if (capture.reviewing) { await sleep(200, turn.signal); continue; }
+      const response = await fetch("/api/camera/frame.jpg", { cache: "no-store", signal: turn.signal });
+      const blob = response.ok ? await response.blob() : null;
+      if (!response.ok) await response.arrayBuffer().catch(() => null);
+      if (!turn.live) return;
+      if (!blob) { this.shown(false); await sleep(500, turn.signal); continue; }
+      await this.paint(blob);
+      await sleep(FRAME_MS, turn.signal);
+    }
+  },
+  // The frame on show becomes the review picture (the still itself stays on the server).
+  handOver() {
+    const url = this.url;
+    this.url = null;
+    return url;
+  },
+  stop() {
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = null;
+    this.ready = false;
+    const img = $("live");
+    if (img) { img.removeAttribute("src"); img.hidden = true; }
+    if ($("camera-status")) show("camera-status", "");
+  },
+};
 
 const attract = {
   enter(data) {
@@ -209,13 +284,22 @@ const effects = {
 };
 
 const capture = {
-  blob: null,
+  blob: null, server: false, reviewing: false, photoId: null,
   async enter(_data, turn) {
     const shots = guest.effect.shots;
     $("capture-title").textContent = shots > 1 && guest.shot > 1
       ? T("person_turn", { n: guest.shot }) : T("photo_of", { n: guest.shot, total: shots });
+    this.server = await serverCamera.serverSide(turn.signal);
+    if (!turn.live) return;
     this.review(false);
     show("capture-error", "");
+    this.offerRetry(false);
+    if (this.server) {
+      $("preview").hidden = true;
+      serverCamera.shown(false);
+      show("camera-status", ""); // until the first answer: no "reconnecting" flash
+      return serverCamera.pull(turn);
+    }
     if (!stream) {
       try {
         stream = await navigator.mediaDevices.getUserMedia({
@@ -231,12 +315,25 @@ const capture = {
     $("preview").srcObject = stream;
   },
   exit() {
-    if (machine.pending !== "capture") stopCamera(); // the second person keeps the camera
+    if (this.server) serverCamera.stop(); // frames are pulled again on the next capture
+    else if (machine.pending !== "capture") stopCamera(); // the second person keeps the camera
+    this.reviewing = false;
+  },
+  // A failed capture: "Try again" in place of the button (a gate's answer keeps the button).
+  offerRetry(on) {
+    $("capture-retry").hidden = !on;
+    $("capture-actions").querySelector("[data-action=shoot]").hidden = on;
   },
   review(on) {
+    this.reviewing = on;
     $("capture-actions").hidden = on;
     $("review-actions").hidden = !on;
-    $("preview").hidden = on;
+    if (this.server) {
+      $("preview").hidden = true;
+      $("live").hidden = on || !serverCamera.ready || !serverCamera.url;
+    } else {
+      $("preview").hidden = on;
+    }
     $("still").hidden = !on;
     if (!on && $("still").src) {
       URL.revokeObjectURL($("still").src);
@@ -246,11 +343,12 @@ const capture = {
   },
   async shoot(turn) {
     const video = $("preview");
-    if (!video.videoWidth) {
+    if (this.server ? !serverCamera.ready : !video.videoWidth) {
       show("capture-error", errorText("camera_unavailable"));
       return;
     }
     show("capture-error", "");
+    this.offerRetry(false);
     $("capture-actions").hidden = true;
     const number = $("countdown");
     number.hidden = false;
@@ -263,6 +361,10 @@ const capture = {
     }
     number.hidden = true;
     $("countdown-status").textContent = T("smile");
+    if (this.server) {
+      await this.shootOnServer(turn);
+      return;
+    }
     const canvas = document.createElement("canvas");
     canvas.width = video.videoWidth;
     canvas.height = video.videoHeight;
@@ -276,7 +378,36 @@ const capture = {
     this.review(true);
     $("review-actions").querySelector("[data-action=keep]").focus();
   },
+  // The booth's camera takes the still; it is kept (and gated) as a photo of the session now.
+  async shootOnServer(turn) {
+    let photo;
+    try {
+      photo = await api("POST", `/api/camera/capture?${uploadQuery()}`, {
+        headers: CONSENT, signal: turn.signal,
+      });
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      $("countdown-status").textContent = "";
+      $("capture-actions").hidden = false;
+      show("capture-error", errorText(error.code));
+      const retry = error.status >= 500 || error.code === "camera_unavailable";
+      this.offerRetry(retry);
+      $("capture-actions").querySelector(retry ? "#capture-retry" : "[data-action=shoot]").focus();
+      return;
+    }
+    if (photo.session_token) guest.token = photo.session_token;
+    this.photoId = photo.photo_id;
+    if (!turn.live) return;
+    const frame = serverCamera.handOver();
+    if (frame) $("still").src = frame;
+    this.review(true);
+    $("review-actions").querySelector("[data-action=keep]").focus();
+  },
   retake() {
+    if (this.server && this.photoId) { // the kept still goes at once
+      api("DELETE", `/api/photos/${this.photoId}`).catch(() => null);
+      this.photoId = null;
+    }
     this.review(false);
     show("capture-error", "");
     $("capture-actions").querySelector("[data-action=shoot]").focus();
@@ -284,15 +415,20 @@ const capture = {
   async keep(turn) {
     $("review-actions").hidden = true;
     $("countdown-status").textContent = T("checking");
-    try {
-      const photo = await uploadPhoto(this.blob, "image/jpeg", turn.signal);
-      guest.photos.push(photo.photo_id);
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      this.review(false);
-      show("capture-error", errorText(error.code));
-      $("capture-actions").querySelector("[data-action=shoot]").focus();
-      return;
+    if (this.server) { // already kept and checked when it was taken
+      guest.photos.push(this.photoId);
+      this.photoId = null;
+    } else {
+      try {
+        const photo = await uploadPhoto(this.blob, "image/jpeg", turn.signal);
+        guest.photos.push(photo.photo_id);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        this.review(false);
+        show("capture-error", errorText(error.code));
+        $("capture-actions").querySelector("[data-action=shoot]").focus();
+        return;
+      }
     }
     if (guest.shot < guest.effect.shots) {
       guest.shot += 1;
@@ -659,6 +795,7 @@ const result = {
       const item = document.createElement("li");
       item.className = "slide pending";
       item.dataset.name = output.name;
+      item.dataset.type = output.media_type || "";
       item.setAttribute("aria-roledescription", "slide");
       const caption = document.createElement("p");
       caption.className = "caption";
@@ -678,6 +815,8 @@ const result = {
     this.apply(first, turn);
     this.selected(turn);
     if (KIOSK) showWifi(turn);
+    printer.reset();
+    machine.guard(() => printer.watch(turn));
     // Polled while shown: the other outputs as they are made, and a wipe from the other
     // screen (the phone's "delete now") takes this one back to the start too.
     return pollJob(turn, (status) => {
@@ -759,6 +898,7 @@ const result = {
   // The output on show: on the kiosk a one-time QR link to it, on a phone the save button.
   async selected(turn) {
     const item = this.items[this.index];
+    printer.render();
     if (!item || item.classList.contains("pending")) return;
     const name = item.dataset.name;
     if (KIOSK) {
@@ -782,6 +922,72 @@ const result = {
     // never mistakes our own wipe for one from the other screen.
     const answer = forget();
     machine.go("receipt", { answer });
+  },
+};
+
+// Printing the picture on show (the kiosk; a phone only where the operator allows it): the
+// button only while the printer says it is ready, its problem in words otherwise.
+const PRINTER_POLL_MS = 2500;
+const PRINTER_PROBLEMS = ["paper", "jam", "ink", "cover", "offline"];
+const printer = {
+  state: null, busy: false, note: "",
+  reset() {
+    Object.assign(this, { state: null, busy: false, note: "" });
+    $("print-box").hidden = true;
+    $("print-status").textContent = "";
+    $("prints-left").textContent = "";
+  },
+  async watch(turn) {
+    while (turn.live) {
+      let state = null;
+      try {
+        state = await api("GET", "/api/printer/state", { signal: turn.signal });
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+      }
+      if (!turn.live) return;
+      this.state = state;
+      this.render();
+      if (state && state.enabled === false) return; // this booth does not print
+      await sleep(PRINTER_POLL_MS, turn.signal);
+    }
+  },
+  problem(problems) {
+    const first = PRINTER_PROBLEMS.find((name) => problems?.includes(name));
+    return first ? T(`printer_${first}`) : errorText("printer_not_ready");
+  },
+  render() {
+    const state = this.state;
+    const box = $("print-box");
+    box.hidden = !state?.enabled || (!KIOSK && !state.offered);
+    if (box.hidden) return;
+    const item = result.items[result.index];
+    const picture = Boolean(item && !item.classList.contains("pending")
+      && (item.dataset.type || "").startsWith("image/"));
+    const left = state.prints_left;
+    $("print-button").hidden = !(state.offered && picture && !this.busy && left !== 0);
+    $("prints-left").textContent = typeof left === "number" ? T("prints_left", { n: left }) : "";
+    const text = this.busy || state.ready ? this.note : this.problem(state.problems);
+    if ($("print-status").textContent !== text) $("print-status").textContent = text;
+  },
+  async print(turn) {
+    const item = result.items[result.index];
+    if (!item || this.busy) return;
+    this.busy = true;
+    this.note = T("printing");
+    this.render();
+    try {
+      const answer = await api("POST", `/api/jobs/${guest.job}/outputs/${encodeURIComponent(item.dataset.name)}/print`,
+        { signal: turn.signal });
+      this.note = T("printed");
+      if (this.state) this.state.prints_left = answer.prints_left;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      this.note = errorText(error.code);
+    } finally {
+      this.busy = false;
+    }
+    if (turn.live) this.render();
   },
 };
 
@@ -824,6 +1030,8 @@ const actions = {
   effect: (turn, button) => effects.choose(button.dataset.effect),
   shoot: (turn) => capture.shoot(turn),
   retake: () => capture.retake(),
+  "retry-capture": (turn) => capture.shoot(turn),
+  print: (turn) => printer.print(turn),
   keep: (turn) => capture.keep(turn),
   phone: () => machine.go("handoff"),
   send: (turn) => pick.send(turn),
