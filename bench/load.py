@@ -132,6 +132,10 @@ class Phone:
         if status != 202 or job is None:
             self._count(f"job gave {status}")
             return
+        if self.results["mode"] == "stream":
+            self.follow_stream(job["job_id"])
+            self.request("DELETE", "/api/session", kind="delete")
+            return
         polls = 0
         while time.monotonic() < self.deadline:
             time.sleep(POLL_S)
@@ -150,6 +154,74 @@ class Phone:
                     self.results["jobs"][state["state"]] += 1
                 break
         self.request("DELETE", "/api/session", kind="delete")
+
+
+    def _record(self, state: dict[str, Any]) -> bool:
+        """Note a status (queue position, the end); True once the job has ended."""
+        position = state.get("queue_position")
+        with self.lock:
+            if position is not None:
+                self.results["max_position"] = max(self.results["max_position"], position)
+            if state.get("state") in ("done", "failed"):
+                self.results["jobs"][state["state"]] += 1
+                return True
+        return False
+
+    def follow_stream(self, job_id: str) -> None:
+        """Server-sent events on a connection of their own, as the phone page does; the page
+        again every 2 s meanwhile (on the keep-alive connection), as with polling."""
+        started = time.perf_counter()
+        try:
+            raw = socket.create_connection((BOOTH_LAN, LAN_PORT), timeout=120,
+                                           source_address=(self.address, 0))
+            sock = self.context.wrap_socket(raw, server_hostname=BOOTH_LAN)
+        except OSError as exc:
+            self._count(f"stream error:{type(exc).__name__}")
+            return
+        with sock:
+            sock.sendall(f"GET /api/jobs/{job_id}/events HTTP/1.1\r\nHost: {BOOTH_LAN}:"
+                         f"{LAN_PORT}\r\nCookie: {self.cookie}\r\nAccept: text/event-stream"
+                         "\r\n\r\n".encode())
+            sock.settimeout(4 * POLL_S)
+            buffer, head_done, first, ended = b"", False, True, False
+            next_page = time.monotonic() + 4 * POLL_S
+            while not ended and time.monotonic() < self.deadline:
+                if time.monotonic() >= next_page:
+                    self.request("GET", "/phone", kind="page")
+                    next_page = time.monotonic() + 4 * POLL_S
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    self._count(f"stream error:{type(exc).__name__}")
+                    return
+                if not chunk:
+                    break
+                buffer += chunk
+                if not head_done:
+                    if b"\r\n\r\n" not in buffer:
+                        continue
+                    head_done = True
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    code = head.split(b" ", 2)[1].decode()
+                    with self.lock:
+                        kinds = self.results["statuses"].setdefault("stream", {})
+                        kinds[code] = kinds.get(code, 0) + 1
+                    if code != "200":
+                        return
+                while b"\n\n" in buffer:
+                    block, _, buffer = buffer.partition(b"\n\n")
+                    data = [line[5:] for line in block.split(b"\n")
+                            if line.startswith(b"data:")]
+                    if not data:
+                        continue
+                    if first:  # the stream's answer and first status: its "status" latency
+                        first = False
+                        with self.lock:
+                            self.results["latency"]["status"].append(
+                                time.perf_counter() - started)
+                    ended = self._record(json.loads(b"".join(data)))
 
 
 def slow_client(address: str, context: ssl.SSLContext, stop: threading.Event,
@@ -185,7 +257,8 @@ def slow_client(address: str, context: ssl.SSLContext, stop: threading.Event,
 def run_phones(spec: dict[str, Any]) -> dict[str, Any]:
     context = ssl.create_default_context(cafile=spec["ca"])
     photo = base64.b64decode(spec["photo_b64"])
-    results: dict[str, Any] = {"statuses": {}, "latency": {"status": [], "page": []},
+    results: dict[str, Any] = {"mode": spec["progress"], "statuses": {},
+                               "latency": {"status": [], "page": []},
                                "errors": {}, "jobs": {"done": 0, "failed": 0},
                                "max_position": 0, "slow_dropped": 0}
     lock = threading.Lock()
@@ -242,6 +315,9 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=32)
     parser.add_argument("--slow", type=int, default=8)
     parser.add_argument("--limit-s", type=float, default=900.0)
+    parser.add_argument("--progress", choices=("stream", "poll"), default="stream",
+                        help="how phones follow their jobs: server-sent events (as the pages "
+                             "do) or polling GET /api/jobs/<id> every 0.5 s")
     parser.add_argument("--phones-json", help=argparse.SUPPRESS)  # inside the namespace
     args = parser.parse_args()
     if args.phones_json:
@@ -286,6 +362,7 @@ def main() -> int:
                                 [cv2.IMWRITE_JPEG_QUALITY, 92])
         assert ok
         spec = {"ca": str(tmp / "tls" / "ca.pem"), "limit_s": args.limit_s,
+                "progress": args.progress,
                 "photo_b64": base64.b64encode(jpeg.tobytes()).decode(),
                 "addresses": addresses[:args.sessions],
                 "slow_addresses": addresses[args.sessions:]}
@@ -329,7 +406,9 @@ def report(args: argparse.Namespace, results: dict[str, Any], photo_bytes: int,
                   if code.startswith("5") and code != "503")
     print(f"bench/load.py: {args.sessions} phone sessions over TLS (each its own address), "
           f"{args.slow} slow clients; 12-megapixel JPEG of {photo_bytes / 1e6:.1f} MB; effect "
-          f"`faces`; polls every {POLL_S} s\n")
+          "`faces`; progress: " + ("server-sent events (`status` = opening the stream to "
+                                   "its first event)" if args.progress == "stream" else
+                                   f"polls every {POLL_S} s") + "\n")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average before: {os.getloadavg()[0]:.1f}\n")
     print("| measure | value |\n| --- | --- |")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,14 @@ class Job:
     release_requested: str = ""  # a reason, set when release must wait for the running work
     wiped: threading.Event = field(default_factory=threading.Event, repr=False)  # all released
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # Told the job's id after every change of state, progress or outputs (the progress hub's
+    # wake-up: see appliance/web/progress_hub.py). Must not block or take the job's lock.
+    on_change: Callable[[str], None] | None = field(default=None, repr=False)
+
+    def changed(self) -> None:
+        """Tell whoever watches this job (streams to guests' screens) that its status moved."""
+        if self.on_change is not None:
+            self.on_change(self.id)
 
     def move_to(self, state: JobState) -> None:
         """Change state, refusing a transition the machine does not have (a bug, not input)."""
@@ -97,11 +106,13 @@ class Job:
                 raise RuntimeError(f"job {self.id}: {self.state.value} -> {state.value} "
                                    "is not a valid transition")
             self.state = state
+        self.changed()
 
     def set_progress(self, stage: str, progress: float) -> None:
         with self.lock:
             self.stage = stage
             self.progress = max(self.progress, min(1.0, progress))
+        self.changed()
 
     def status(self) -> dict[str, Any]:
         """The JSON the owner sees: state, progress, expiry and the result's non-image facts."""
@@ -138,3 +149,4 @@ class Job:
             if info is None:
                 info = self.outputs[name] = OutputInfo(name, media_type)
             info.media_type, info.nbytes, info.ready = media_type, nbytes, True
+        self.changed()

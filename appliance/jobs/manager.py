@@ -97,6 +97,7 @@ class JobManager:
         self._work: dict[str, JobWork] = {}
         self._queue = FairQueue()  # the kiosk's jobs first; positions for the guests
         self._run_seconds = FIRST_RUN_ESTIMATE_S
+        self._watchers: list[Callable[[str], None]] = []
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work_loop, name="ephemera-jobs",
                                         daemon=True)
@@ -361,6 +362,7 @@ class JobManager:
                       photo_ids=list(photo_ids or []))
             session, secret = self._admit(job, session, now)
             job.kiosk = kiosk
+            job.on_change = self._changed
             self._jobs[job.id] = job
             session.job_ids.add(job.id)
             session.extend_to(job.expires_at)
@@ -368,6 +370,19 @@ class JobManager:
         if photo_ids is None:  # an effect job's consent was given with each of its photos
             audit("consent_given", job_id=job.id, attestation="adults-consenting")
         return job, secret
+
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(job_id)`` after every change of a job's state, progress, outputs or
+        queue place (the progress hub's wake-up). It must return at once and take no lock."""
+        with self._lock:
+            self._watchers.append(callback)
+
+    def _changed(self, job_id: str) -> None:
+        for callback in list(self._watchers):
+            try:
+                callback(job_id)
+            except Exception as exc:  # a watcher's bug must never stop a job
+                log.error("job watcher failed: %s", type(exc).__name__)
 
     def queue_position(self, job_id: str) -> int | None:
         """Where a waiting job stands (1: next); None once it runs or is gone."""
@@ -538,6 +553,7 @@ class JobManager:
             self._zeroise_models()
         job.download_tokens.clear()
         job.wiped.set()
+        self._changed(job_id)  # its streams say it is gone; the queue behind it moved up
         event = {"expired": "job_expired"}.get(reason, "job_deleted")
         audit(event, job_id=job_id, reason=reason)
         return True

@@ -6,6 +6,7 @@
     DELETE /api/photos/<id>                      wiped now
     POST   /api/jobs                             JSON {effect, photos, params} -> 202
     GET    /api/jobs/<id>                        state, progress, outputs (each with ready)
+    GET    /api/jobs/<id>/events                 the same status as server-sent events
     GET    /api/jobs/<id>/outputs/<name>         one output (session or one-time token; Range)
     POST   /api/jobs/<id>/download-token         a one-time token for one output (the QR code)
     DELETE /api/jobs/<id>                        wiped now
@@ -19,6 +20,7 @@ JSON bodies with a bounded ``request.stream.read``; this module never touches ``
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -34,6 +36,8 @@ from appliance.web.access import on_lan, request_session_token
 from appliance.web.delivery import SecureBody
 from appliance.web.guarded_worker import client_gone
 from appliance.web.job_request import read_job_request
+from appliance.web.job_status import job_status_body
+from appliance.web.progress_stream import progress_stream
 from appliance.web.upload import check_upload_headers, read_body
 
 CONSENT_HEADER = "X-Ephemera-Consent"
@@ -174,12 +178,7 @@ def _check_faces(effect: Any, params: dict[str, Any], photo_ids: list[str],
 
 
 def _job_status(job: Job) -> dict[str, Any]:
-    body = job.status()
-    if body.get("state") == "queued":  # where the guest stands: 1 is next
-        body["queue_position"] = _manager().queue_position(job.id)
-    for output in body.get("outputs", []):
-        output["url"] = url_for("api.job_output", job_id=job.id, name=output["name"])
-    return body
+    return job_status_body(job, _manager(), current_app.create_url_adapter(request))
 
 
 @api.post("/jobs")
@@ -210,6 +209,16 @@ def create_job() -> Any:
 @api.get("/jobs/<job_id>")
 def job_status(job_id: str) -> Any:
     return jsonify(_job_status(_manager().job_for_session(job_id, _bearer())))
+
+
+@api.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Any:
+    """The job's status as server-sent events until it is done, failed or gone; the same
+    checks and JSON as ``job_status``, and no request thread held while the guest waits."""
+    manager = _manager()
+    job = manager.job_for_session(job_id, _bearer())
+    adapter = current_app.create_url_adapter(request)
+    return progress_stream(job, partial(job_status_body, manager=manager, adapter=adapter))
 
 
 def _result_job(job_id: str) -> Job:

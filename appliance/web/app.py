@@ -76,6 +76,9 @@ def _install_jobs(app: Flask, cfg: Config) -> None:
     app.extensions["ephemera.upload_slots"] = UploadSlots()
     app.extensions["ephemera.work"] = EffectJobRunner(FacePipeline(models), store, manager)
     app.register_blueprint(api)
+    from appliance.web.progress_stream import install_progress_streams
+
+    install_progress_streams(app, manager)
 
 
 def create_app(cfg: Config, *, jobs: bool = True) -> Flask:
@@ -137,6 +140,9 @@ def shutdown_app(app: Flask) -> None:
     from appliance.web.booth_api import close_booth_hardware
 
     close_booth_hardware(app)
+    hub = app.extensions.get("ephemera.progress")
+    if hub is not None:
+        hub.close()
     manager = app.extensions.get("ephemera.jobs")
     if manager is not None:
         manager.close()

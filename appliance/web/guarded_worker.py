@@ -22,6 +22,9 @@ request only when all of it is in memory, so threads only ever do the applicatio
 - Errors gunicorn itself answers (bad request line, bad or duplicate Content-Length, ...) are
   JSON ``{error, message, remedy}`` like every other error of the booth.
 
+A progress stream (``appliance.web.progress_stream``) leaves the worker: its request thread
+marks the connection handed over, and the worker then forgets it without closing it.
+
 The application reads an upload through ``request.stream.readinto`` as before (the prefetched
 buffer is the WSGI input), or adopts the secure buffer whole (``adopt_request_body``), so the
 upload is never copied. The same loop drives a TLS listener later (see docs/SERVING.md).
@@ -187,6 +190,24 @@ def client_gone(environ: dict[str, Any]) -> bool:
         return False
     except OSError:
         return True
+
+
+class ConnectionHandedOverError(Exception):
+    """Raised through gunicorn once a request's connection belongs to someone else (the
+    progress hub): the worker neither answers on it, nor keeps it alive, nor closes it."""
+
+
+_handling = threading.local()  # the connection the current request thread is answering
+
+
+def hand_over_connection(sock: Any) -> bool:
+    """Called in a request thread: True when ``sock`` is this request's connection and the
+    worker will forget it (the caller then owns it and raises ``ConnectionHandedOverError``)."""
+    conn = getattr(_handling, "conn", None)
+    if conn is None or conn.sock is not sock:
+        return False
+    conn.ephemera_handed_over = True
+    return True
 
 
 @dataclass
@@ -513,15 +534,26 @@ class GuardedThreadWorker(ThreadWorker):
         if intake is not None and intake.body is not None:
             req.body = PrefetchedBody(intake.body)
             req._expected_100_continue = False  # answered by the loop already
+        _handling.conn = conn
         try:
             return super().handle_request(req, conn)
+        except ConnectionHandedOverError:
+            return False  # finish_request forgets the connection (see there)
         finally:
+            _handling.conn = None
             if intake is not None:
                 buffer = intake.body
                 intake.body = None
                 if buffer is not None and buffer.owner.startswith(BODY_OWNER_PREFIX):
                     buffer.release()  # not adopted by a job: wipe it now
                 self._unreserve(intake)
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """A connection handed over (a progress stream) is no longer the worker's to close."""
+        if getattr(conn, "ephemera_handed_over", False):
+            self.nr_conns -= 1
+            return
+        super().finish_request(conn, fs)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """gunicorn's own refusals, as the booth's JSON instead of an HTML page."""

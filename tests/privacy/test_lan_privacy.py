@@ -55,6 +55,14 @@ def test_a_phone_session_over_tls_writes_nothing_and_reaches_nobody(tmp_path: Pa
             "Content-Type": "application/json", "Origin": ORIGIN, "Cookie": cookie},
             body_b64=base64.b64encode(wanted.encode()).decode())
         assert job.status == 202, job.raw
+        # The phone page follows its job with a progress stream: under strace too.
+        (followed,) = booth.run("lan", [{
+            "streams": 1, "url": f"{ORIGIN}/api/jobs/{job.json()['job_id']}/events",
+            "headers": {"Cookie": cookie}}])
+        stream = Reply(followed["streams"][0])
+        assert stream.status == 200, stream.raw
+        last = stream.body.decode().strip().split("\n\n")[-1]
+        assert last.startswith("data:") and json.loads(last[5:])["state"] == "done"
         status: dict[str, object] = {}
         for _ in range(240):
             status = booth.one("lan", f"/api/jobs/{job.json()['job_id']}",

@@ -111,6 +111,14 @@ class HoldJobStatus:
         self.holding = True
         self.page = page
         page.route("**/api/jobs/*", self._route)
+        # Progress streams are refused while holding: the page falls back to the held polls.
+        page.route("**/api/jobs/*/events", self._refuse_stream)
+
+    def _refuse_stream(self, route: Any) -> None:
+        if self.holding:
+            route.abort()
+        else:
+            route.fallback()
 
     def _route(self, route: Any) -> None:
         request = route.request
@@ -133,6 +141,7 @@ class HoldJobStatus:
     def release(self) -> None:
         self.holding = False
         self.page.unroute("**/api/jobs/*", self._route)
+        self.page.unroute("**/api/jobs/*/events", self._refuse_stream)
 
 
 def kiosk_to_effects(page: Any, shots: Shots | None = None) -> None:

@@ -17,6 +17,8 @@ from appliance.effects.registry import effects
 from appliance.secure.pin import hash_pin
 from appliance.web.admin_auth import FIRST_LOCK_S, MAX_WRONG, SESSION_S
 from appliance.web.app import create_app, shutdown_app
+from tests.helpers.images import astronaut_bgr, encode
+from tests.helpers.service import CONSENT
 
 PIN = "424242"
 KIOSK = {"REMOTE_ADDR": "127.0.0.1"}
@@ -152,13 +154,65 @@ def test_retention_is_set_within_the_cap_and_purge_empties_the_store(
     assert audit.recent(1)[0]["event"] == "store_purged"
 
 
+def _self_test_rows(html: str) -> dict[str, list[str]]:
+    rows = {}
+    for effect in effects().values():
+        title = re.escape(str(escape(effect.title)))
+        row = re.search(rf"<th scope=\"row\">{title}</th>((?:<td>[^<]*</td>)+)</tr>", html)
+        assert row is not None, effect.key
+        rows[effect.key] = re.findall(r"<td>([^<]*)</td>", row.group(1))
+    return rows
+
+
 @pytest.mark.needs_models
-def test_the_self_test_runs_every_effects_models(client: FlaskClient) -> None:
+def test_the_self_test_runs_a_job_through_every_effect(app: Flask,
+                                                       client: FlaskClient) -> None:
+    """End to end on a portrait drawn at run time: each effect's job is done with all its
+    outputs, timed; afterwards nothing of it is left (no session, photo, job, stored byte or
+    secure buffer), a guest's session is untouched, and the page shows no id or content."""
+    from appliance.secure.buffers import REGISTRY
+
+    manager = app.extensions["ephemera.jobs"]
+    store = app.extensions["ephemera.store"]
+    guest = client.post("/api/photos", data=encode(astronaut_bgr(), ".jpg"),
+                        headers={"Content-Type": "image/jpeg", **CONSENT}, environ_base=KIOSK)
+    assert guest.status_code == 201, guest.get_json()
+    before_stats, before_usage = manager.stats(), store.usage()
+    def guest_buffers() -> set[str]:  # the models' own (zeroised) buffers aside
+        return {b.owner for b in REGISTRY.live() if not b.owner.startswith("backend:")}
+
+    before_buffers = guest_buffers()
     login(client, PIN)
     page = client.post("/admin/self-test", environ_base=KIOSK)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    for effect in effects().values():
-        title = re.escape(str(escape(effect.title)))
-        row = re.search(rf"<th scope=\"row\">{title}</th><td>([^<]*)</td>", html)
-        assert row is not None and row.group(1) == "ok", effect.key
+    for key, cells in _self_test_rows(html).items():
+        result, how, photos_ms, job_ms, total_ms = cells
+        assert result == "ok", (key, cells)
+        outputs = len(effects()[key].outputs_with(effects()[key].validate_params({})))
+        assert how == f"end to end, {outputs}/{outputs} outputs", (key, how)
+        assert float(photos_ms) > 0 and 0 < float(job_ms) <= float(total_ms)
+    assert manager.stats() == before_stats  # the guest's photo and session only
+    assert store.usage() == before_usage
+    assert guest_buffers() == before_buffers
+    own = client.get(f"/api/photos/{guest.get_json()['photo_id']}", headers={
+        "Authorization": f"Bearer {guest.get_json()['session_token']}"}, environ_base=KIOSK)
+    assert own.status_code == 200
+    assert not re.search(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", html)  # no job/photo id
+    assert audit.recent(1)[0] == {**audit.recent(1)[0], "event": "self_test", "failed": 0}
+
+
+@pytest.mark.needs_models
+def test_the_self_test_falls_back_to_the_models_when_the_drawing_fails_a_gate(
+        client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from appliance.web import self_test
+
+    monkeypatch.setattr(self_test, "portrait", lambda faces: np.full((480, 640, 3), 128,
+                                                                      np.uint8))
+    login(client, PIN)
+    html = client.post("/admin/self-test", environ_base=KIOSK).get_data(as_text=True)
+    for key, cells in _self_test_rows(html).items():
+        assert cells[0] == "ok", (key, cells)
+        assert cells[1].startswith("models only (the drawn face failed the gate no_face)")

@@ -25,7 +25,7 @@ from tests.helpers import service as svc
 from tests.helpers.browser import CHROMIUM
 from tests.helpers.images import astronaut_bgr, encode
 from tests.helpers.lan_booth import KIOSK_PORT, LAN_PORT, ORIGIN, PIN, Booth, Reply, running_booth
-from tests.helpers.netns import BOOTH_LAN, BOOTH_OUT, OUTSIDER
+from tests.helpers.netns import BOOTH_LAN, BOOTH_OUT, OUTSIDER, add_guest_addresses
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None,
@@ -207,3 +207,43 @@ def test_a_phone_browser_gets_the_page_and_passes_the_origin_check(booth: Booth)
     assert seen["effects"] == 200
     assert (seen["forget"], seen["forget_error"]) == (401, "token_required"), seen
     assert "ephemera-session" not in seen["cookie"]  # HttpOnly: never visible to scripts
+
+
+def test_progress_streams_over_tls_with_a_cap_per_phone(booth: Booth) -> None:
+    """A phone follows its job over the TLS listener with its cookie; a seventh stream from
+    the same phone is refused (429 JSON), the others end with the job's last state."""
+    # A phone of its own: the guessing test above has this module's usual client rate-limited.
+    (phone,) = add_guest_addresses(booth.names, booth.names["lan"].split("-", 1)[1], 1)
+    photo = encode(astronaut_bgr(), ".jpg")
+    upload = Reply(booth.run("lan", [{
+        "method": "POST", "url": ORIGIN + "/api/photos?effect=headshot",
+        "body_b64": base64.b64encode(photo).decode(),
+        "headers": {**svc.CONSENT, "Content-Type": "image/jpeg", "Origin": ORIGIN},
+        "source": phone}])[0])
+    assert upload.status == 201, upload.raw
+    cookie = {"Cookie": upload.cookies[0].split(";")[0]}
+    start = {"method": "POST", "url": ORIGIN + "/api/jobs", "body_b64": base64.b64encode(
+        json.dumps({"effect": "headshot", "photos": [upload.json()["photo_id"]]}).encode())
+        .decode(), "headers": {**cookie, "Content-Type": "application/json", "Origin": ORIGIN},
+        "source": phone}
+    jobs = [Reply(answer) for answer in booth.run("lan", [dict(start), dict(start)])]
+    assert [job.status for job in jobs] == [202, 202], [job.raw for job in jobs]
+    job_id = jobs[1].json()["job_id"]  # waits behind the first: its streams stay open
+    (answer,) = booth.run("lan", [{"streams": 7, "url": f"{ORIGIN}/api/jobs/{job_id}/events",
+                                   "headers": cookie, "source": phone}])
+    replies = [Reply(stream) for stream in answer["streams"]]
+    assert [r.status for r in replies] == [200] * 6 + [429], [r.raw for r in replies]
+    refused = replies[6]
+    assert refused.json()["error"] == "too_many_streams" and refused.headers["retry-after"]
+    final = booth.one("lan", f"/api/jobs/{job_id}", headers=cookie, source=phone).json()
+    assert final["state"] == "done"
+    for reply in replies[:6]:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        assert reply.headers["strict-transport-security"].startswith("max-age=")
+        assert reply.headers["cache-control"] == "no-store"
+        blocks = [b for b in reply.body.decode().split("\n\n") if b.startswith("data:")]
+        assert json.loads(blocks[0][5:])["state"] in ("queued", "running")
+        assert json.loads(blocks[-1][5:]) == final
+    for job in jobs:
+        booth.one("lan", f"/api/jobs/{job.json()['job_id']}", "DELETE",
+                  headers={**cookie, "Origin": ORIGIN}, source=phone)

@@ -661,8 +661,72 @@ async function jobStatus(signal) {
   return api("GET", `/api/jobs/${guest.job}`, { signal });
 }
 
-// Polls the job; an answer that says the session is gone means it was wiped elsewhere.
+// Reads the job's server-sent events (GET /api/jobs/<id>/events) and hands each status to
+// onStatus. fetch, not EventSource: only fetch can send the kiosk's bearer token (phones use
+// their cookie either way). Resolves "stop" (onStatus said so or the turn ended), "ended" (the
+// server closed the stream) or "failed" (no stream here: poll instead); throws an ApiError
+// when the session or job is gone, like a poll would.
+async function streamJob(turn, onStatus) {
+  const headers = { Accept: "text/event-stream" };
+  if (guest.token) headers.Authorization = `Bearer ${guest.token}`;
+  let reader;
+  try {
+    const response = await fetch(`/api/jobs/${guest.job}/events`, { headers, signal: turn.signal });
+    if ([401, 403, 404].includes(response.status)) {
+      throw new ApiError(response.status, await response.json().catch(() => ({})));
+    }
+    if (!response.ok || !response.body) return "failed";
+    reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  } catch (error) {
+    if (error instanceof ApiError || error.name === "AbortError") throw error;
+    return "failed";
+  }
+  let buffer = "";
+  try {
+    while (turn.live) {
+      const { value, done } = await reader.read();
+      if (done) return "ended";
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const lines = buffer.slice(0, cut).split("\n");
+        buffer = buffer.slice(cut + 2);
+        const name = (lines.find((line) => line.startsWith("event:")) || "").slice(6).trim();
+        const data = lines.filter((line) => line.startsWith("data:")).map((line) => line.slice(5)).join("\n");
+        if (!data) continue; // the retry field or a heartbeat
+        const body = JSON.parse(data);
+        if (name === "gone") throw new ApiError(404, body);
+        if (onStatus(body) === false) return "stop";
+      }
+    }
+    return "stop";
+  } catch (error) {
+    if (error instanceof ApiError || error.name === "AbortError") throw error;
+    return "ended"; // the connection broke mid-stream
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+// Follows the job: its event stream while the server offers one, else (and once the job has
+// ended, to notice a wipe from the other screen) polls. A session that is gone means the turn
+// was wiped elsewhere.
 async function pollJob(turn, onStatus) {
+  let last = null;
+  const remember = (status) => { last = status; return onStatus(status); };
+  for (let streams = 0; streams < 3 && turn.live; streams += 1) {
+    let outcome;
+    try {
+      outcome = await streamJob(turn, remember);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      guest.reset();
+      machine.go("attract", { notice: T("wiped_elsewhere") });
+      return;
+    }
+    if (outcome === "stop") return;
+    if (outcome === "failed" || ["done", "failed"].includes(last?.state)) break;
+  }
   while (turn.live) {
     let status;
     try {
