@@ -180,6 +180,12 @@ def _dla_core(value: Any) -> int:
     return value
 
 
+def _nice(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
+        raise ValueError("a nice value from 0 (off) to 19 (yield the most)")
+    return value
+
+
 def _pin_hash(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("an scrypt hash of the operator PIN, or empty")
@@ -255,6 +261,10 @@ class ModelsConfig:
                             "inference backend; auto picks TensorRT where it is importable")
     engines_dir: str = _setting(_text, _repo_engines_dir,
                                 "where built models and engines live")
+    background_nice: int = _setting(_nice, 10,
+                                    "nice value (0-19) of the model threads and the job worker, "
+                                    "so pages and status answers get the CPU first; 0 turns it "
+                                    "off")
     dla_core: int = _setting(_dla_core, NO_DLA_CORE,
                              "Jetson Orin DLA core (0 or 1) for TensorRT engines, with GPU "
                              "fallback for layers DLA cannot run; -1 builds for the GPU only")

@@ -318,6 +318,9 @@ def main() -> int:
     parser.add_argument("--progress", choices=("stream", "poll"), default="stream",
                         help="how phones follow their jobs: server-sent events (as the pages "
                              "do) or polling GET /api/jobs/<id> every 0.5 s")
+    parser.add_argument("--background-nice", type=int, default=None,
+                        help="the service's models.background_nice (default: its own, 10); "
+                             "0 runs the models at the pages' priority")
     parser.add_argument("--phones-json", help=argparse.SUPPRESS)  # inside the namespace
     args = parser.parse_args()
     if args.phones_json:
@@ -339,7 +342,9 @@ def main() -> int:
             EPHEMERA_LAN_ADDRESS=BOOTH_LAN, EPHEMERA_LAN_PORT=str(LAN_PORT),
             EPHEMERA_LAN_ALLOWED_CIDRS="10.77.0.0/24",
             EPHEMERA_LAN_TLS_CERT=str(tmp / "tls" / "server.pem"),
-            EPHEMERA_LAN_TLS_KEY=str(tmp / "tls" / "server.key"))
+            EPHEMERA_LAN_TLS_KEY=str(tmp / "tls" / "server.key"),
+            **({} if args.background_nice is None
+               else {"EPHEMERA_MODELS_BACKGROUND_NICE": str(args.background_nice)}))
         log = open(tmp / "service.log", "w")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(["ip", "netns", "exec", names["booth"], sys.executable, "-m",
                                  "appliance", "serve"], cwd=svc.REPO, env=env, stdout=log,

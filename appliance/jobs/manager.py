@@ -27,6 +27,7 @@ from appliance.jobs.job import Job, JobState, new_job_id
 from appliance.jobs.photos import StoredPhoto, new_photo_id, photo_gone, release_photo_data
 from appliance.jobs.tokens import CapabilityToken, Session
 from appliance.models.backend import ModelProvider
+from appliance.models.thread_priority import lower_current_thread
 from appliance.secure.buffers import REGISTRY
 from appliance.secure.crypto import KEY_LABEL, JobKey
 
@@ -396,6 +397,7 @@ class JobManager:
         self._queue.put(job.id, kiosk=job.kiosk)
 
     def _work_loop(self) -> None:
+        lower_current_thread(self.cfg.models.background_nice)  # pages first (thread_priority)
         while True:
             job_id = self._queue.get()
             if job_id is None:

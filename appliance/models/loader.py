@@ -26,6 +26,7 @@ from appliance.models.engines import backend_kind, engine_for
 from appliance.models.manifest import Manifest, ModelEntry, load_manifest
 from appliance.models.onnxruntime_backend import OnnxRuntimeBackend, default_threads
 from appliance.models.tensorrt_support import import_tensorrt
+from appliance.models.thread_priority import threads_started_here_lowered
 
 
 def _entry(manifest: Manifest, name: str) -> ModelEntry:
@@ -56,8 +57,10 @@ def open_backend(name: str, cfg: Config, manifest: Manifest | None = None) -> Ba
         threads = default_threads()
         if entry.cpu_threads:
             threads = min(threads, entry.cpu_threads)
-        backend = OnnxRuntimeBackend(entry.onnx_path(cfg.models.engines_dir), entry.onnx_sha256,
-                                     name, threads=threads, profiles=entry.profiles)
+        with threads_started_here_lowered(cfg.models.background_nice):
+            backend = OnnxRuntimeBackend(entry.onnx_path(cfg.models.engines_dir),
+                                         entry.onnx_sha256, name, threads=threads,
+                                         profiles=entry.profiles)
     try:
         _check_tensors(entry, backend)
     except BackendError:
