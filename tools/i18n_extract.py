@@ -2,7 +2,9 @@
 
 Why a tool: a translator starts a new language from the template (copy it to ``xx.po`` and fill
 in ``msgstr``), and the test suite checks every catalogue against the messages found here, so a
-string added to a page or to ``screen_text`` without a translation is noticed.
+string added to a page or to ``screen_text`` without a translation is noticed. The effects'
+parameters are read from the registry (their guest labels and choice labels, shown on the options
+screen), so a new parameter needs no marker of its own.
 
     python tools/i18n_extract.py          # rewrite appliance/web/translations/messages.pot
 """
@@ -34,6 +36,23 @@ def message_ids() -> list[str]:
                 method, str(path), keywords=keywords):
             if isinstance(message, str) and message not in found:
                 found.append(message)
+    for message in parameter_messages():
+        if message not in found:
+            found.append(message)
+    return found
+
+
+def parameter_messages() -> list[str]:
+    """The options screen's words from the registry: each parameter's label and choice labels
+    (numbers, which need no translation, left out)."""
+    from appliance.effects.registry import effects
+
+    found: list[str] = []
+    for effect in effects().values():
+        for param in effect.params:
+            for message in (param.guest_label, *param.guest_choice_labels):
+                if message not in found and not message.replace(".", "").isdigit():
+                    found.append(message)
     return found
 
 

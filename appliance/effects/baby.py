@@ -79,7 +79,7 @@ EFFECT = Effect(
     gates=frozenset({"eyes_open"}),
     params=(Param("resemblance", "float", 0.5,
                   "0 looks like the first parent, 1 like the second", minimum=0.0,
-                  maximum=1.0),),
+                  maximum=1.0, label="Looks like the second parent"),),
     outputs=(OutputSpec(RESULT_NAME, "image/jpeg", "Your baby"),),
     models=("face_detection_short", "face_detection_full", "face_landmark",
             "selfie_segmentation", WARP_MODEL),

@@ -53,7 +53,13 @@ def _ascii_number(text: str, *, integer: bool) -> bool:
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of an effect: its type, default, range and a line of help."""
+    """One parameter of an effect: its type, default, range and a line of help.
+
+    ``help`` is for the command line and the API; the guest's options screen shows ``label``
+    (short words, default: the help) and, for a choice, ``choice_labels`` (one per choice, in
+    the same order; default: the choices themselves). Both are English and go through the
+    screens' catalogues.
+    """
 
     name: str
     kind: str  # "int" | "float" | "choice" | "bool"
@@ -62,12 +68,26 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    label: str = ""
+    choice_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in PARAM_KINDS:
             raise ValueError(f"parameter {self.name}: kind must be one of {PARAM_KINDS}")
         if self.kind == "choice" and self.default not in self.choices:
             raise ValueError(f"parameter {self.name}: default {self.default!r} not a choice")
+        if self.choice_labels and len(self.choice_labels) != len(self.choices):
+            raise ValueError(f"parameter {self.name}: one label per choice")
+
+    @property
+    def guest_label(self) -> str:
+        """What the options screen calls this parameter (English; translated there)."""
+        return self.label or self.help
+
+    @property
+    def guest_choice_labels(self) -> tuple[str, ...]:
+        """What the options screen calls each choice (English; translated there)."""
+        return self.choice_labels or self.choices
 
     def describe(self) -> str:
         """The accepted values in words, for error messages and ``--help``."""
@@ -264,7 +284,8 @@ class Effect:
             "key": self.key, "title": self.title, "summary": self.summary,
             "photos": list(self.photos), "faces": self.faces, "gates": sorted(self.gates),
             "params": [{"name": p.name, "kind": p.kind, "default": p.default, "help": p.help,
-                        "minimum": p.minimum, "maximum": p.maximum, "choices": list(p.choices)}
+                        "minimum": p.minimum, "maximum": p.maximum, "choices": list(p.choices),
+                        "label": p.guest_label, "choice_labels": list(p.guest_choice_labels)}
                        for p in self.params],
             "outputs": [{"name": o.name, "media_type": o.media_type, "title": o.title}
                         for o in self.outputs],

@@ -36,7 +36,7 @@ EFFECT = Effect(
     faces=1,
     gates=frozenset(),
     params=(Param("faces", "int", 1, "how many people are in the photo", minimum=1,
-                  maximum=2),),
+                  maximum=2, label="People in the photo"),),
     outputs=(OutputSpec(RESULT_NAME, "image/jpeg", "Faces found"),),
     models=("face_detection_short", "face_detection_full", "face_landmark"),
     run=run,

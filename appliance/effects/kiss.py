@@ -95,9 +95,10 @@ EFFECT = Effect(
     gates=frozenset({"eyes_open"}),
     params=(
         Param("duration", "float", 4.0, "length of the video in seconds", minimum=3,
-              maximum=6),
+              maximum=6, label="Video length in seconds"),
         Param("side", "choice", "left", "where the first person stands (the first photo, or "
-              "the person on the left of a single photo)", choices=SIDES),
+              "the person on the left of a single photo)", choices=SIDES,
+              label="Where the first person stands", choice_labels=("On the left", "On the right")),
     ),
     outputs=(OutputSpec(VIDEO_NAME, "video/mp4", "Kiss video"),
              OutputSpec(POSTER_NAME, "image/jpeg", "Poster")),

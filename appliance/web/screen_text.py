@@ -33,6 +33,7 @@ SCRIPT_TEXT = {
                     "minutes."),
     "sent_to_booth": N_("Your photos are on the booth. You can follow along here."),
     "choose_photo_n": N_("Choose photo {n}"),
+    "photos_choice": N_("Photos"),
     "photo_ready": N_("Photo {n} is ready."),
     "camera_reconnecting": N_("Camera reconnecting…"),
     "printing": N_("Printing…"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +38,7 @@ from appliance.errors import UserFacingError
 from appliance.web import i18n
 from appliance.web.access import phone_link, request_session_token
 from appliance.web.handoff import HANDOFF_TTL_S, HandoffBoard
+from appliance.web.i18n import N_
 from appliance.web.qr import qr_svg
 from appliance.web.screen_text import script_text
 from appliance.web.wifi_qr import wifi_payload
@@ -113,10 +115,33 @@ def _effects_menu(lang: i18n.Language) -> list[dict[str, Any]]:
         entry["summary"] = translate(effect.summary)
         for output in entry["outputs"]:
             output["title"] = translate(output["title"]) if output["title"] else ""
+        for param in entry["params"]:  # the options screen's words
+            param["label"] = translate(param["label"])
+            param["choice_labels"] = [translate(label) for label in param["choice_labels"]]
         entry["shots"] = effect.photos[1]
         entry["faces_per_shot"] = max(1, effect.faces // effect.photos[1])
+        entry["shot_choices"] = _shot_choices(effect.photos, effect.faces, translate)
         menu.append(entry)
     return menu
+
+
+def _shot_choices(photos: tuple[int, int], faces: int,
+                  translate: Callable[[str], str]) -> list[dict[str, Any]]:
+    """An effect that takes a range of photo counts (the kiss: one photo of both, or one of
+    each): the counts the options screen offers, most photos first (the default)."""
+    low, high = photos
+    if low == high:
+        return []
+    choices = []
+    for count in range(high, low - 1, -1):
+        if count == 1 and faces > 1:
+            label = translate(N_("One photo of both of you"))
+        elif count == faces:
+            label = translate(N_("A photo of each of you"))
+        else:
+            label = translate(N_("{n} photos")).replace("{n}", str(count))
+        choices.append({"shots": count, "label": label})
+    return choices
 
 
 def _page(screen: str, lang: i18n.Language, **extra: Any) -> str:

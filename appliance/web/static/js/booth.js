@@ -33,10 +33,12 @@ class ApiError extends Error {
 
 // One guest's turn: everything is forgotten by `reset` (and wiped on the server by `forget`).
 const guest = {
-  token: null, effect: null, photos: [], job: null, shot: 1, joinCode: null, urls: [],
+  token: null, effect: null, params: {}, photos: [], job: null, shot: 1, joinCode: null, urls: [],
   reset() {
     for (const url of this.urls) URL.revokeObjectURL(url);
-    Object.assign(this, { token: null, effect: null, photos: [], job: null, shot: 1, urls: [] });
+    Object.assign(this, {
+      token: null, effect: null, params: {}, photos: [], job: null, shot: 1, urls: [],
+    });
   },
   keep(url) { this.urls.push(url); return url; },
 };
@@ -276,12 +278,151 @@ const consent = {
 
 const effects = {
   choose(key) {
-    guest.effect = booth.effects.find((effect) => effect.key === key);
+    // A copy: the guest's choices (how many photos) must not change the menu itself.
+    guest.effect = { ...booth.effects.find((effect) => effect.key === key) };
+    guest.params = {};
+    guest.photos = [];
+    guest.shot = 1;
+    const hasOptions = guest.effect.params.length > 0 || guest.effect.shot_choices.length > 0;
+    machine.go(hasOptions ? "options" : (KIOSK ? "capture" : "pick"));
+  },
+};
+
+// The effect's options, made from its declaration (no effect is named here): a choice is a
+// radio group, a number with a range a slider (a whole number with a few values: radios), a
+// yes/no a check box; an effect that takes a range of photo counts offers them as a choice.
+// Every default is preselected, so "Continue" alone is the quick way through.
+const STEPS = [1, 0.5, 0.25, 0.2, 0.1, 0.05, 0.02, 0.01];
+const options = {
+  read: [],
+  enter() {
+    const effect = guest.effect;
+    $("options-effect").textContent = effect.title;
+    const fields = $("option-fields");
+    fields.replaceChildren();
+    this.read = [];
+    if (effect.shot_choices.length) {
+      const choices = effect.shot_choices.map((c) => ({ value: String(c.shots), label: c.label }));
+      const group = this.radios("option-shots", T("photos_choice"), choices, String(effect.shots));
+      fields.append(group.node);
+      this.read.push(() => ["shots", Number(group.value())]);
+    }
+    for (const param of effect.params) {
+      const field = this.field(param);
+      fields.append(field.node);
+      this.read.push(() => [param.name, field.value()]);
+    }
+  },
+  field(param) {
+    const id = `option-${param.name}`;
+    if (param.kind === "choice") {
+      const choices = param.choices.map((value, i) => ({ value, label: param.choice_labels[i] }));
+      return this.radios(id, param.label, choices, param.default);
+    }
+    if (param.kind === "bool") return this.checkbox(id, param);
+    const ranged = param.minimum !== null && param.maximum !== null;
+    if (param.kind === "int" && ranged && param.maximum - param.minimum <= 4) {
+      const choices = [];
+      for (let n = param.minimum; n <= param.maximum; n += 1) {
+        choices.push({ value: String(n), label: number(n) });
+      }
+      const group = this.radios(id, param.label, choices, String(param.default));
+      return { node: group.node, value: () => Number(group.value()) };
+    }
+    return this.slider(id, param);
+  },
+  radios(id, legendText, choices, chosen) {
+    const node = document.createElement("fieldset");
+    node.className = "option";
+    node.id = id;
+    const legend = document.createElement("legend");
+    legend.textContent = legendText;
+    const row = document.createElement("div");
+    row.className = "radios";
+    for (const [i, choice] of choices.entries()) {
+      const label = document.createElement("label");
+      label.className = "radio";
+      const input = document.createElement("input");
+      Object.assign(input, { type: "radio", name: id, value: choice.value, id: `${id}-${i}` });
+      input.checked = choice.value === chosen;
+      const text = document.createElement("span");
+      text.textContent = choice.label;
+      label.append(input, text);
+      row.append(label);
+    }
+    node.append(legend, row);
+    return { node, value: () => node.querySelector("input:checked")?.value ?? chosen };
+  },
+  checkbox(id, param) {
+    const node = document.createElement("label");
+    node.className = "option check";
+    const input = document.createElement("input");
+    Object.assign(input, { type: "checkbox", id, checked: Boolean(param.default) });
+    const text = document.createElement("span");
+    text.textContent = param.label;
+    node.append(input, text);
+    return { node, value: () => input.checked };
+  },
+  slider(id, param) {
+    const node = document.createElement("div");
+    node.className = "option";
+    const label = document.createElement("label");
+    label.className = "option-label";
+    label.htmlFor = id;
+    const name = document.createElement("span");
+    name.textContent = param.label;
+    const shown = document.createElement("output");
+    shown.htmlFor = id;
+    label.append(name, shown);
+    const input = document.createElement("input");
+    input.type = "range";
+    input.id = id;
+    const low = param.minimum ?? Math.min(0, param.default);
+    const high = param.maximum ?? Math.max(1, 2 * param.default);
+    const step = param.kind === "int" ? 1 : sliderStep(low, high, param.default);
+    Object.assign(input, { min: String(low), max: String(high), step: String(step) });
+    input.value = String(param.default);
+    const percent = param.kind === "float" && low === 0 && high === 1;
+    const digits = step === "any" ? 2 : Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    const value = () => Number(Number(input.value).toFixed(digits + 2));
+    const say = () => {
+      const text = percent ? number(value(), { style: "percent" })
+        : number(value(), { maximumFractionDigits: digits });
+      shown.textContent = text;
+      input.setAttribute("aria-valuetext", text);
+    };
+    input.addEventListener("input", say);
+    say();
+    node.append(label, input);
+    return { node, value };
+  },
+  proceed() {
+    const effect = guest.effect;
+    const chosen = Object.fromEntries(this.read.map((read) => read()));
+    if ("shots" in chosen) {
+      effect.shots = chosen.shots;
+      delete chosen.shots;
+    }
+    guest.params = chosen;
+    // Faces in each photo: the declared total (or the guest's "faces", which stands for it)
+    // shared over the photos, as the booth checks it.
+    const total = "faces" in chosen ? chosen.faces : effect.faces;
+    effect.faces_per_shot = Math.max(1, Math.floor(total / effect.shots));
     guest.photos = [];
     guest.shot = 1;
     machine.go(KIOSK ? "capture" : "pick");
   },
 };
+
+function number(value, format = {}) {
+  return new Intl.NumberFormat(booth.lang, format).format(value);
+}
+
+// A slider's step: about a twentieth of its range, a round number the default lies on.
+function sliderStep(low, high, preset) {
+  const fits = (step) => Math.abs((preset - low) / step - Math.round((preset - low) / step)) < 1e-6;
+  return STEPS.find((step) => step <= (high - low) / 20 + 1e-9 && fits(step)) || "any";
+}
 
 const capture = {
   blob: null, server: false, reviewing: false, photoId: null,
@@ -458,7 +599,8 @@ async function uploadPhoto(blob, type, signal) {
 async function startJob(turn) {
   try {
     const job = await api("POST", "/api/jobs", {
-      json: { effect: guest.effect.key, photos: guest.photos, params: {} }, signal: turn.signal,
+      json: { effect: guest.effect.key, photos: guest.photos, params: guest.params },
+      signal: turn.signal,
     });
     guest.job = job.job_id;
   } catch (error) {
@@ -771,9 +913,9 @@ const progress = {
     });
   },
   async again() {
-    const effect = guest.effect;
+    const { effect, params } = guest;
     await forget({ quiet: true });
-    guest.effect = effect;
+    Object.assign(guest, { effect, params });
     machine.go(effect ? (KIOSK ? "capture" : "pick") : "attract");
   },
 };
@@ -1019,7 +1161,7 @@ const receipt = {
   },
 };
 
-const screens = { attract, consent, effects, progress, result, receipt };
+const screens = { attract, consent, effects, options, progress, result, receipt };
 if (KIOSK) Object.assign(screens, { capture, handoff });
 else Object.assign(screens, { pick });
 
@@ -1028,6 +1170,7 @@ const actions = {
   start: () => machine.go("consent"),
   agree: (turn) => consent.agree(turn),
   effect: (turn, button) => effects.choose(button.dataset.effect),
+  "options-continue": () => options.proceed(),
   shoot: (turn) => capture.shoot(turn),
   retake: () => capture.retake(),
   "retry-capture": (turn) => capture.shoot(turn),
@@ -1050,6 +1193,7 @@ const actions = {
     if (from === "pick") return pick.back();
     if (from === "handoff") return machine.go("capture");
     if (from === "effects") return machine.go("consent");
+    if (from === "options") return machine.go("effects");
     return machine.go("attract");
   },
 };
