@@ -131,6 +131,8 @@ def test_declarations_are_checked() -> None:
         Param("x", "text", "", "h")
     with pytest.raises(ValueError, match="not a choice"):
         Param("x", "choice", "red", "h", choices=("blue",))
+    with pytest.raises(ValueError, match="one label per choice"):
+        Param("x", "choice", "blue", "h", choices=("blue", "red"), choice_labels=("Blue",))
 
 
 def test_describe_is_json_for_the_menu() -> None:
@@ -138,7 +140,27 @@ def test_describe_is_json_for_the_menu() -> None:
     assert body["key"] == "faces" and body["photos"] == [1, 1]
     assert body["params"][0] == {"name": "faces", "kind": "int", "default": 1,
                                  "help": "how many people are in the photo", "minimum": 1,
-                                 "maximum": 2, "choices": []}
+                                 "maximum": 2, "choices": [], "label": "People in the photo",
+                                 "choice_labels": []}
+
+
+def test_guest_labels_default_to_the_help_and_the_choices() -> None:
+    plain = Param("style", "choice", "grey", "backdrop colour", choices=("grey", "blue"))
+    assert (plain.guest_label, plain.guest_choice_labels) == ("backdrop colour", ("grey", "blue"))
+    named = Param("style", "choice", "grey", "backdrop colour", choices=("grey", "blue"),
+                  label="Backdrop", choice_labels=("Grey", "Blue"))
+    assert named.describe() == "one of grey, blue"  # the API and command line keep the values
+    side = registry.get_effect("kiss").describe()["params"][1]
+    assert side["choices"] == ["left", "right"]
+    assert side["choice_labels"] == ["On the left", "On the right"]
+
+
+def test_every_parameter_has_a_short_label_for_guests() -> None:
+    for effect in registry.effects().values():
+        for param in effect.params:
+            assert param.label and len(param.label) <= 40, (effect.key, param.name)
+            if param.kind == "choice":
+                assert len(param.guest_choice_labels) == len(param.choices)
 
 
 def test_command_line_pairs_and_help_come_from_the_declaration() -> None:

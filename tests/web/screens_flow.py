@@ -163,6 +163,26 @@ def kiosk_to_effects(page: Any, shots: Shots | None = None) -> None:
         shots.take("effects")
 
 
+def has_options(key: str) -> bool:
+    """Does choosing this effect open the options screen (parameters, or a photo count)?"""
+    from appliance.effects.registry import get_effect
+
+    effect = get_effect(key)
+    return bool(effect.params) or effect.photos[0] != effect.photos[1]
+
+
+def choose_effect(page: Any, key: str, shots: Shots | None = None) -> None:
+    """Press the effect; on its options screen, the defaults as they are: "Continue"."""
+    page.click(f"[data-effect={key}]")
+    if not has_options(key):
+        return
+    wait_state(page, "options")
+    page.wait_for_selector("#option-fields .option")
+    if shots:
+        shots.take("options")
+    page.click("#screen-options [data-action=options-continue]")
+
+
 def take_photo(page: Any) -> None:
     page.wait_for_function("() => document.getElementById('preview').videoWidth > 0",
                            timeout=30_000)

@@ -32,7 +32,7 @@ from tests.helpers import ipp_printer
 from tests.helpers import service as svc
 from tests.helpers.browser import Shots, assert_accessible, launch, wait_state
 from tests.helpers.ipp_forward import Forwarder, forwarder
-from tests.web.screens_flow import TIMEOUT_MS, kiosk_to_effects
+from tests.web.screens_flow import TIMEOUT_MS, choose_effect, kiosk_to_effects
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_models, pytest.mark.browser,
               pytest.mark.skipif(shutil.which("gst-launch-1.0") is None,
@@ -165,7 +165,7 @@ def to_capture(page: Any, booth: svc.Service, lang: str = "en") -> None:
     wait_camera_live(booth)
     page.goto(f"http://127.0.0.1:{booth.port}/?lang={lang}")
     kiosk_to_effects(page)
-    page.click("[data-effect=faces]")
+    choose_effect(page, "faces")
     wait_state(page, "capture")
     page.wait_for_function(LIVE, timeout=60_000)
 

@@ -20,6 +20,7 @@ import pytest
 
 from appliance.effects.registry import effects
 from appliance.provision.wifi import wifi_qr_payload
+from appliance.web import i18n
 from tests.helpers import service as svc
 from tests.helpers.browser import (
     VIEWPORTS,
@@ -38,6 +39,7 @@ from tests.web.screens_flow import (
     all_outputs_ready,
     assert_forgotten,
     assert_receipt,
+    choose_effect,
     kiosk_capture,
     kiosk_to_effects,
     media_shown,
@@ -116,7 +118,7 @@ def test_kiosk_flow_for_every_effect(booth: svc.Service, browser: Any, key: str,
     uploads = Uploads(page)
     page.goto(url(booth, "/?lang=en"))
     kiosk_to_effects(page)
-    page.click(f"[data-effect={key}]")
+    choose_effect(page, key)
     kiosk_capture(page, effect.photos[1])
     wait_result(page)
     assert_accessible(page, f"result of {key}")
@@ -169,7 +171,7 @@ def test_every_kiosk_screen_is_accessible(booth: svc.Service, browser: Any, view
     page.goto(url(booth, f"/?lang={lang}"))
     assert page.get_attribute("html", "dir") == ("rtl" if lang == "ar" else "ltr")
     kiosk_to_effects(page, shots)
-    page.click("[data-effect=faces]")
+    choose_effect(page, "faces", shots)
     wait_state(page, "capture")
     page.click("#screen-capture [data-action=phone]")
     wait_state(page, "handoff")
@@ -228,7 +230,7 @@ def test_phone_flow_uploads_raw_photos(booth: svc.Service, browser: Any, lang: s
     page.click("[data-action=agree]")
     wait_state(page, "effects")
     shots.take("effects")
-    page.click("[data-effect=faces]")
+    choose_effect(page, "faces", shots)
     wait_state(page, "pick")
     shots.take("pick")
     page.set_input_files("#photo-input-1", str(photo))
@@ -265,7 +267,7 @@ def test_kiosk_hands_off_to_a_phone_by_qr(booth: svc.Service, browser: Any,
     kiosk = new_page(browser, "kiosk-1920x1080")
     kiosk.goto(url(booth, "/?lang=en"))
     kiosk_to_effects(kiosk)
-    kiosk.click("[data-effect=faces]")
+    choose_effect(kiosk, "faces")
     wait_state(kiosk, "capture")
     kiosk.click("#screen-capture [data-action=phone]")
     kiosk.wait_for_selector("#handoff-qr svg")
@@ -308,6 +310,88 @@ def test_kiosk_hands_off_to_a_phone_by_qr(booth: svc.Service, browser: Any,
     assert_forgotten(booth, uploads, canaries)
 
 
+# -- the options screen ------------------------------------------------------------------------
+
+def test_chosen_options_go_with_the_job(booth: svc.Service, browser: Any) -> None:
+    """The guest picks one headshot style and moves the retouch slider: the job's request
+    carries both, and the booth makes only that style."""
+    page = new_page(browser, "kiosk-1024x600")
+    uploads = Uploads(page)
+    jobs: list[dict[str, Any]] = []
+    page.on("request", lambda r: jobs.append(json.loads(r.post_data or "{}"))
+            if r.method == "POST" and urlsplit(r.url).path == "/api/jobs" else None)
+    try:
+        page.goto(url(booth, "/?lang=en"))
+        kiosk_to_effects(page)
+        page.click("[data-effect=headshot]")
+        wait_state(page, "options")
+        page.wait_for_selector("#option-retouch")
+        # Every default preselected, each value shown beside its slider.
+        assert page.is_checked("#option-style input[value=all]")
+        assert page.input_value("#option-retouch") == "0.7"
+        assert page.inner_text("#option-retouch-value") == "70%"
+        assert page.inner_text("#option-relight-value") == "100%"
+        assert_accessible(page, "the headshot's options")
+        page.check("#option-style input[value=corporate_grey]")
+        page.focus("#option-retouch")
+        page.keyboard.press("ArrowLeft")  # one step: a twentieth of the range
+        assert page.inner_text("#option-retouch-value") == "65%"
+        assert page.get_attribute("#option-retouch", "aria-valuetext") == "65%"
+        page.click("#screen-options [data-action=options-continue]")
+        kiosk_capture(page, 1)
+        wait_result(page)
+        assert [job["params"] for job in jobs] == [
+            {"style": "corporate_grey", "retouch": 0.65, "relight": 1}]
+        names = page.eval_on_selector_all("#carousel .slide", "els => els.map(e => e.dataset.name)")
+        assert names == ["corporate_grey.jpg"], names
+        media_shown(page)
+        page.click("[data-action=done]")
+        wait_state(page, "receipt")
+        assert page.errors == []
+    finally:
+        page.context.close()
+    assert_forgotten(booth, uploads)
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_kiss_one_photo_of_both_is_one_shot(booth: svc.Service, browser: Any, lang: str) -> None:
+    """The kiss takes one photo of both or one of each: "one photo of both" makes the capture
+    screen ask for one photo holding two faces (the test's clip holds one: the gate says so,
+    and no second shot is asked for). The options screen passes axe-core in both directions."""
+    page = new_page(browser, "kiosk-1024x600")
+    uploads = Uploads(page)
+    uploaded: list[str] = []
+    page.on("request", lambda r: uploaded.append(urlsplit(r.url).query)
+            if r.method == "POST" and urlsplit(r.url).path == "/api/photos" else None)
+    language = i18n.language(lang)
+    try:
+        page.goto(url(booth, f"/?lang={lang}"))
+        kiosk_to_effects(page)
+        page.click("[data-effect=kiss]")
+        wait_state(page, "options")
+        page.wait_for_selector("#option-shots")
+        assert page.is_checked("#option-shots input[value='2']")  # the default: one each
+        assert page.is_checked("#option-side input[value=left]")
+        assert page.locator("#option-shots input").count() == 2
+        assert language.gettext("One photo of both of you") in page.inner_text("#option-shots")
+        Shots(page, "kiosk-1024x600", lang).take("options-kiss")  # with axe-core
+        page.check("#option-shots input[value='1']")
+        page.click("#screen-options [data-action=options-continue]")
+        wait_state(page, "capture")
+        one_of_one = language.gettext("Photo {n} of {total}").format(n=1, total=1)
+        assert page.inner_text("#capture-title") == one_of_one
+        take_photo(page)
+        page.click("[data-action=keep]")
+        page.wait_for_selector("#capture-error:not([hidden])", timeout=60_000)
+        assert page.evaluate("() => document.body.dataset.state") == "capture"
+        assert page.inner_text("#capture-title") == one_of_one
+        assert len(uploaded) == 1 and "faces=2" in uploaded[0].split("&"), uploaded
+        assert page.errors == []
+    finally:
+        page.context.close()
+    assert_forgotten(booth, uploads)
+
+
 # -- the gate and the failsafe -----------------------------------------------------------------
 
 def test_no_face_shows_the_friendly_message_and_lets_the_guest_retake(
@@ -321,7 +405,7 @@ def test_no_face_shows_the_friendly_message_and_lets_the_guest_retake(
         shots = Shots(page, "kiosk-1024x600", "en")
         page.goto(url(booth, "/?lang=en"))
         kiosk_to_effects(page)
-        page.click("[data-effect=faces]")
+        choose_effect(page, "faces")
         wait_state(page, "capture")
         take_photo(page)
         page.click("[data-action=keep]")
@@ -350,7 +434,7 @@ def test_failsafe_wipes_and_returns_to_attract(booth: svc.Service, browser: Any)
         if route.request.method == "GET" else route.fallback())
     page.goto(url(booth, "/?lang=en"))
     kiosk_to_effects(page)
-    page.click("[data-effect=faces]")
+    choose_effect(page, "faces")
     kiosk_capture(page, 1)
     wait_state(page, "attract", 60_000)
     page.wait_for_selector("#attract-notice:not([hidden])")

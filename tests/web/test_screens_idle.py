@@ -14,6 +14,7 @@ from tests.helpers.browser import VIEWPORTS, Shots, fake_camera, launch, wait_st
 from tests.web.screens_flow import (
     Uploads,
     assert_forgotten,
+    choose_effect,
     kiosk_capture,
     kiosk_to_effects,
     media_shown,
@@ -44,7 +45,7 @@ def test_idle_kiosk_counts_down_then_wipes(idle_booth: svc.Service, lang: str,
             uploads = Uploads(page)
             page.goto(f"http://127.0.0.1:{idle_booth.port}/?lang={lang}")
             kiosk_to_effects(page)
-            page.click("[data-effect=faces]")
+            choose_effect(page, "faces")
             kiosk_capture(page, 1)
             wait_result(page)
             media_shown(page)

@@ -83,6 +83,15 @@ def test_menu_lists_every_registered_effect_in_the_language_asked(client: Any) -
     assert {attrs.get("data-effect") for tag, attrs in page.tags
             if attrs.get("data-action") == "effect"} == set(effects())
     assert booth["text"]["smile"] == "ابتسم!"
+    # The options screen's words, translated; the values sent to the API stay as declared.
+    menu = {e["key"]: e for e in booth["effects"]}
+    side = next(p for p in menu["kiss"]["params"] if p["name"] == "side")
+    assert side["choices"] == ["left", "right"]
+    assert side["choice_labels"] == ["على اليسار", "على اليمين"]
+    assert side["label"] == "مكان الشخص الأول"
+    assert [c["shots"] for c in menu["kiss"]["shot_choices"]] == [2, 1]
+    assert menu["kiss"]["shot_choices"][1]["label"] == "صورة واحدة لكما معًا"
+    assert menu["baby"]["shot_choices"] == [] and menu["baby"]["params"][0]["minimum"] == 0
     assert booth["idle_timeout_s"] == 90
     unknown = client.get("/?lang=xx")
     assert b'lang="en"' in unknown.data

@@ -373,6 +373,7 @@ const options = {
     name.textContent = param.label;
     const shown = document.createElement("output");
     shown.htmlFor = id;
+    shown.id = `${id}-value`;
     label.append(name, shown);
     const input = document.createElement("input");
     input.type = "range";
