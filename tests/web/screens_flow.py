@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,14 @@ def assert_forgotten(service: svc.Service, uploads: Uploads, extra: dict[str, by
     assert result.bytes_scanned > 10 << 20
     found = {name: n for name, n in result.counts.items() if n}
     assert not found, f"traces of the guest's photos in the service: {found}"
+
+
+def wait_store_empty(service: svc.Service, timeout_s: float = 60) -> None:
+    """A job still finishing when the guest wipes is released once its worker lets go: give it
+    that long (bounded) before looking."""
+    deadline = time.monotonic() + timeout_s
+    while service.store_files() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def receipt_of(page: Any) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from tests.web.screens_flow import (
     receipt_of,
     take_photo,
     wait_result,
+    wait_store_empty,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_models, pytest.mark.browser]
@@ -350,6 +351,7 @@ def test_chosen_options_go_with_the_job(booth: svc.Service, browser: Any) -> Non
         assert page.errors == []
     finally:
         page.context.close()
+    wait_store_empty(booth)  # wiped while the job may still be finishing
     assert_forgotten(booth, uploads)
 
 
