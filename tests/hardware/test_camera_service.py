@@ -76,9 +76,7 @@ def test_capture_through_the_service_writes_nothing_outside_the_store(tmp_path: 
         assert again.status == 201, again.body
         assert service.delete("/api/session", token).status == 200
     finally:
-        svc.stop(service)
-        leftovers = service.store_files()
-        svc.remove_store(service.store)
+        leftovers = svc.stop_and_sweep(service)
     assert leftovers == []
     trace = parse(log)
     store_root = str(service.store.parent) + "/"

@@ -133,3 +133,14 @@ def console_errors(page: Any) -> Iterator[list[str]]:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield errors
+
+
+def watch_errors(page: Any) -> Any:
+    """``page.errors``: the page's uncaught errors and its failsafe's console lines, collected
+    from now on (a test asserts there are none)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text)
+            if message.text.startswith("failsafe") else None)
+    page.errors = errors
+    return page

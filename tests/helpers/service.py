@@ -192,6 +192,15 @@ def stop(service: Service, *, hard: bool = False) -> None:
             service.proc.wait(timeout=30)
 
 
+def stop_and_sweep(service: Service) -> list[Path]:
+    """Stop gracefully, then remove the store's tmpfs folder; returns the files the service
+    left in its store (a proof asserts there are none)."""
+    stop(service)
+    leftovers = service.store_files()
+    remove_store(service.store)
+    return leftovers
+
+
 def remove_store(store: Path) -> None:
     shutil.rmtree(store.parent, ignore_errors=True)
 

@@ -174,9 +174,7 @@ def test_capture_and_print_write_nothing_outside_the_store_and_leave_no_trace(
         assert after.bytes_scanned > 10 << 20
         assert found == {}, f"traces of the printed picture in the service: {found}"
     finally:
-        svc.stop(service)
-        leftovers = service.store_files()
-        svc.remove_store(service.store)
+        leftovers = svc.stop_and_sweep(service)
     assert leftovers == []
     trace = assert_service_kept_to_the_store(log, service.store, "strace-hardware")
     assert any(str(port.port) in p.line for p in trace.peers), "the printer was never reached"

@@ -72,9 +72,7 @@ def test_making_the_video_writes_nothing_outside_the_ram_store(tmp_path: Path) -
         for photo in photos:
             assert service.delete(f"/api/photos/{photo}", token).status == 200
     finally:
-        svc.stop(service)
-        leftovers = service.store_files()
-        svc.remove_store(service.store)
+        leftovers = svc.stop_and_sweep(service)
     assert leftovers == []
     assert_service_kept_to_the_store(log, service.store, "strace-kiss")
 

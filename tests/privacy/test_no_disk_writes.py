@@ -77,9 +77,8 @@ def test_full_flow_writes_nothing_outside_the_ram_store(tmp_path: Path) -> None:
         _left, left_job, left_token = service.photo_job(encode(camera_bgr(), ".png"))
         assert service.wait_for_job(left_job, left_token)["state"] == "done"
     finally:
-        svc.stop(service)  # SIGTERM: the graceful path, the worker releases the rest
-        leftovers = service.store_files()
-        svc.remove_store(service.store)
+        # SIGTERM: the graceful path, the worker releases the rest
+        leftovers = svc.stop_and_sweep(service)
     assert leftovers == []
 
     assert_service_kept_to_the_store(log, service.store, "strace " + ",".join(sorted(ran)))

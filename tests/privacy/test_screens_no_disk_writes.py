@@ -116,8 +116,6 @@ def test_screens_and_admin_write_nothing_outside_the_ram_store(tmp_path: Path) -
         _kiosk_flow(service)
         _admin_flow(service)
     finally:
-        svc.stop(service)
-        leftovers = service.store_files()
-        svc.remove_store(service.store)
+        leftovers = svc.stop_and_sweep(service)
     assert leftovers == []
     assert_service_kept_to_the_store(log, service.store, "strace-screens")

@@ -30,7 +30,7 @@ from skimage import data as skdata
 from appliance.printing.render import CARD_PIXELS
 from tests.helpers import ipp_printer
 from tests.helpers import service as svc
-from tests.helpers.browser import Shots, assert_accessible, launch, wait_state
+from tests.helpers.browser import Shots, assert_accessible, launch, wait_state, watch_errors
 from tests.helpers.ipp_forward import Forwarder, forwarder
 from tests.web.screens_flow import TIMEOUT_MS, choose_effect, kiosk_to_effects
 
@@ -118,11 +118,7 @@ def kiosk(booth: svc.Service, browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1024, "height": 600})
     context.add_init_script(NO_BROWSER_CAMERA)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text)
-            if message.text.startswith("failsafe") else None)
-    page.errors = errors
+    watch_errors(page)
     frames: list[str] = []
     page.on("request", lambda r: frames.append(r.url) if "/api/camera/frame.jpg" in r.url
             else None)

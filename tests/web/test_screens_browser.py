@@ -30,6 +30,7 @@ from tests.helpers.browser import (
     fake_camera,
     launch,
     wait_state,
+    watch_errors,
 )
 from tests.helpers.images import encode, png_chunk_span, with_canary
 from tests.helpers.memscan import Canary, encoded_patterns
@@ -88,11 +89,7 @@ def browser(booth: svc.Service, playwright: Any) -> Iterator[Any]:
 def new_page(browser: Any, viewport: str, **extra: Any) -> Any:
     context = browser.new_context(**VIEWPORTS[viewport], **extra)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text)
-            if message.text.startswith("failsafe") else None)
-    page.errors = errors
+    watch_errors(page)
     return page
 
 
