@@ -20,9 +20,8 @@ import numpy.typing as npt
 from appliance.effects.baby_parts import render
 from appliance.effects.baby_parts.person_mask import low_res_mask
 from appliance.effects.baby_parts.warp_runner import run_warp
-from appliance.effects.base import Effect, EffectRun, OutputSpec, Param
+from appliance.effects.base import Effect, EffectRun, OutputSpec, Param, emit_jpeg
 from appliance.effects.graphs.baby_warp import NAME as WARP_MODEL
-from appliance.media.encode import encode_image
 from appliance.models import tessellation
 
 RESULT_NAME = "baby.jpg"
@@ -62,12 +61,7 @@ def run(job: EffectRun) -> None:
     job.progress("morphing", 0.3)
     portrait = make_baby(job)
     job.progress("encoding", 0.9)
-    encoded, view = encode_image(portrait, fmt="jpeg", owner=job.job_id)
-    try:
-        job.emit(RESULT_NAME, view, "image/jpeg")
-    finally:
-        del view
-        encoded.release()
+    emit_jpeg(job, RESULT_NAME, portrait)
 
 
 EFFECT = Effect(

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.errors import UserFacingError
+from appliance.media.encode import encode_image
 from appliance.models.backend import ModelProvider
 from appliance.vision.face import Face
 from appliance.vision.pipeline import FacePipeline
@@ -196,6 +197,17 @@ class EffectRun(Protocol):
         """Encrypt one finished output into the RAM store; it is ready at once. ``data`` must be
         a view of a secure buffer of the job; the caller releases that buffer afterwards."""
         ...
+
+
+def emit_jpeg(job: EffectRun, name: str, bgr: npt.NDArray[Any], quality: int = 92) -> None:
+    """Encode a picture of the job as a JPEG into a secure buffer of the job, emit it, and
+    release that buffer: the one way an effect hands over a still."""
+    encoded, view = encode_image(bgr, fmt="jpeg", owner=job.job_id, quality=quality)
+    try:
+        job.emit(name, view, "image/jpeg")
+    finally:
+        del view
+        encoded.release()
 
 
 @dataclass(frozen=True)

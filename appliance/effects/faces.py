@@ -7,8 +7,7 @@ release) with nothing but the face models, so it is what an operator runs to see
 
 from __future__ import annotations
 
-from appliance.effects.base import Effect, EffectRun, OutputSpec, Param
-from appliance.media.encode import encode_image
+from appliance.effects.base import Effect, EffectRun, OutputSpec, Param, emit_jpeg
 from appliance.vision.pipeline import draw_faces
 
 RESULT_NAME = "result.jpg"
@@ -19,13 +18,7 @@ def run(job: EffectRun) -> None:
     job.progress("drawing", 0.7)
     annotated = draw_faces(photo.bgr, photo.faces, owner=job.job_id)  # a buffer of the job
     job.progress("encoding", 0.8)
-    encoded, view = encode_image(annotated, fmt="jpeg", owner=job.job_id)
-    job.progress("storing", 0.9)
-    try:
-        job.emit(RESULT_NAME, view, "image/jpeg")
-    finally:
-        del view
-        encoded.release()
+    emit_jpeg(job, RESULT_NAME, annotated)
 
 
 EFFECT = Effect(
