@@ -53,23 +53,12 @@ from appliance.media.video import Libx264Encoder, VideoSpec
 from appliance.models.loader import ModelSet
 from appliance.secure.buffers import REGISTRY
 from appliance.vision.pipeline import FacePipeline
-
-WIDTH, HEIGHT = 4000, 3000
+from bench.portrait import astronaut_12mp, jpeg_bytes
 
 
 def make_jpeg() -> bytes:
     """A 12-MP photo: scikit-image's astronaut scaled up (face ~620 px), with sensor noise."""
-    import skimage.data
-
-    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
-    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
-                        interpolation=cv2.INTER_CUBIC)
-    canvas[:, 500:500 + HEIGHT] = person
-    noise = np.random.default_rng(0).normal(0, 4, canvas.shape)
-    canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
-    ok, data = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    return data.tobytes()
+    return jpeg_bytes(astronaut_12mp())
 
 
 def floor_once(jpeg: bytes, sample: np.ndarray) -> float:
@@ -154,20 +143,10 @@ def graph_vs_opencv(models: ModelSet, runs: int) -> list[tuple[str, float, float
 
 def baby_jpegs(folder: Path) -> list[Path]:
     """Two 12-MP photos: the astronaut scaled up (face about 620 px) and her mirror image."""
-    import skimage.data
-
-    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
-    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
-                        interpolation=cv2.INTER_CUBIC)
-    canvas[:, 500:500 + HEIGHT] = person
     paths = []
-    for index, image in enumerate((canvas, np.ascontiguousarray(canvas[:, ::-1]))):
-        noise = np.random.default_rng(index).normal(0, 4, image.shape)
-        noisy = np.clip(image + noise, 0, 255).astype(np.uint8)
-        ok, data = cv2.imencode(".jpg", noisy, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        assert ok
+    for index in (0, 1):
         paths.append(folder / f"parent{index}.jpg")
-        paths[-1].write_bytes(data.tobytes())
+        paths[-1].write_bytes(jpeg_bytes(astronaut_12mp(noise_seed=index, mirror=index == 1)))
     return paths
 
 
@@ -233,20 +212,8 @@ KISS_FPS = 24
 def kiss_jpegs() -> list[bytes]:
     """The astronaut scaled to 3000 px high on a 4000 x 3000 canvas with sensor noise, and its
     mirror image, as JPEG quality 90 (a phone's portrait)."""
-    import skimage.data
-
-    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
-    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
-                        interpolation=cv2.INTER_CUBIC)
-    canvas[:, 500:500 + HEIGHT] = person
-    noise = np.random.default_rng(0).normal(0, 4, canvas.shape)
-    canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
-    out = []
-    for image in (canvas, np.ascontiguousarray(canvas[:, ::-1])):
-        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        assert ok
-        out.append(data.tobytes())
-    return out
+    canvas = astronaut_12mp()
+    return [jpeg_bytes(image) for image in (canvas, np.ascontiguousarray(canvas[:, ::-1]))]
 
 
 def kiss_floor(jpegs: list[bytes], frames: int, owner: str) -> dict[str, float]:

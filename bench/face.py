@@ -34,23 +34,12 @@ from appliance.secure.buffers import REGISTRY, use_memfd_secret
 from appliance.vision.cli_detect import load_image
 from appliance.vision.mesh import rect_from_detection
 from appliance.vision.pipeline import FacePipeline
-
-WIDTH, HEIGHT = 4000, 3000
+from bench.portrait import HEIGHT, WIDTH, astronaut_12mp, jpeg_bytes
 
 
 def make_jpeg(path: Path) -> None:
     """A 12-MP photo: scikit-image's astronaut scaled up (face ~620 px), with sensor noise."""
-    import skimage.data
-
-    canvas = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)
-    person = cv2.resize(skimage.data.astronaut()[:, :, ::-1], (HEIGHT, HEIGHT),
-                        interpolation=cv2.INTER_CUBIC)
-    canvas[:, 500:500 + HEIGHT] = person
-    noise = np.random.default_rng(0).normal(0, 4, canvas.shape)
-    canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
-    ok, data = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    path.write_bytes(data.tobytes())
+    path.write_bytes(jpeg_bytes(astronaut_12mp()))
 
 
 def timed(stages: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
