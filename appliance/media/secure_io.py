@@ -33,7 +33,39 @@ def wipe_transient_bytes(chunk: object) -> None:
         explicit_bzero(id(chunk) + _BYTES_HEADER, len(chunk))
 
 
-class SecureSink(io.RawIOBase):
+class _MemoryFile(io.RawIOBase):
+    """Reading and positioning over bytes held in memory (``_contents``): what both the sink
+    and the source are, as files."""
+
+    _pos = 0
+
+    def _contents(self) -> memoryview:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _target(self, offset: int, whence: int) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos,
+                io.SEEK_END: self._contents().nbytes}[whence]
+        return base + offset
+
+    def readinto(self, target: Any) -> int:
+        out = memoryview(target).cast("B")
+        data = self._contents()
+        count = max(0, min(out.nbytes, data.nbytes - self._pos))
+        out[:count] = data[self._pos:self._pos + count]
+        self._pos += count
+        return count
+
+
+class SecureSink(_MemoryFile):
     """A seekable, growable, write-and-read file held in secure buffers of one owner."""
 
     def __init__(self, owner: str, label: str = "secure-sink", initial: int = 1 << 20,
@@ -48,23 +80,17 @@ class SecureSink(io.RawIOBase):
         self.grown = 0
 
     # io protocol -------------------------------------------------------------------------
-    def readable(self) -> bool:
-        return True
+    def _contents(self) -> memoryview:
+        return self.getbuffer()
 
     def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
+        position = self._target(offset, whence)
+        if position < 0:
             raise ValueError("negative seek position")
-        self._pos = base + offset
+        self._pos = position
         return self._pos
 
     def write(self, data: Any) -> int:
@@ -78,13 +104,6 @@ class SecureSink(io.RawIOBase):
             wipe_transient_bytes(data)
         self._pos = end
         self._size = max(self._size, end)
-        return count
-
-    def readinto(self, target: Any) -> int:
-        out = memoryview(target).cast("B")
-        count = max(0, min(out.nbytes, self._size - self._pos))
-        out[:count] = self._buffer.memoryview()[self._pos:self._pos + count]
-        self._pos += count
         return count
 
     # ours ----------------------------------------------------------------------------------
@@ -116,7 +135,7 @@ class SecureSink(io.RawIOBase):
         super().close()
 
 
-class SecureSource(io.RawIOBase):
+class SecureSource(_MemoryFile):
     """A read-only seekable file over a memoryview (a secure buffer's bytes)."""
 
     def __init__(self, data: memoryview) -> None:
@@ -124,26 +143,12 @@ class SecureSource(io.RawIOBase):
         self._data = memoryview(data).cast("B")
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
+    def _contents(self) -> memoryview:
+        return self._data
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._data)}[whence]
-        self._pos = max(0, base + offset)
+        self._pos = max(0, self._target(offset, whence))
         return self._pos
-
-    def readinto(self, target: Any) -> int:
-        out = memoryview(target).cast("B")
-        count = max(0, min(out.nbytes, len(self._data) - self._pos))
-        out[:count] = self._data[self._pos:self._pos + count]
-        self._pos += count
-        return count
 
 
 __all__ = ["SecureSink", "SecureSource", "wipe_transient_bytes"]
