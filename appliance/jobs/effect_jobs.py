@@ -106,6 +106,12 @@ class EffectJobRunner:
         bgr = buffer.view(np.uint8, (stored.height, stored.width, 3))
         return Photo(bgr, faces, segment=segmenter(self.pipeline, job.id))
 
+    def start(self, job: Job, effect: Any, params: dict[str, Any]) -> None:
+        """Queue a created job, its declared outputs listed first (pending, so its status names
+        them from the start); the one worker runs it."""
+        job.outputs = {output.name: output for output in declared_outputs(effect, params)}
+        self.manager.enqueue(job, self.work)
+
     def work(self, job: Job) -> None:
         effect = get_effect(job.kind)
         job.set_progress("photos", 0.01)

@@ -27,7 +27,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from appliance.effects.registry import effects, get_effect
 from appliance.errors import UserFacingError
-from appliance.jobs.effect_jobs import EffectJobRunner, declared_outputs
+from appliance.jobs.effect_jobs import EffectJobRunner
 from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager, token_required
 from appliance.jobs.photos import FaceRule
@@ -196,8 +196,7 @@ def create_job() -> Any:
     _check_faces(effect, params, wanted.photos, token)
     job, _ = manager.create_job(token, effect.key, retention_minutes=retention, params=params,
                                 photo_ids=wanted.photos, kiosk=not on_lan())
-    job.outputs = {output.name: output for output in declared_outputs(effect, params)}
-    manager.enqueue(job, _runner().work)
+    _runner().start(job, effect, params)
     body = _job_status(job)
     body["status_url"] = url_for("api.job_status", job_id=job.id)
     response = jsonify(body)

@@ -20,7 +20,7 @@ import cv2
 
 from appliance.effects.registry import effects
 from appliance.errors import UserFacingError
-from appliance.jobs.effect_jobs import EffectJobRunner, declared_outputs
+from appliance.jobs.effect_jobs import EffectJobRunner
 from appliance.jobs.job import Job, JobState
 from appliance.jobs.manager import JobManager
 from appliance.jobs.photos import FaceRule, upload_face_counts
@@ -76,8 +76,7 @@ def run_effect(manager: JobManager, runner: EffectJobRunner, effect: Any) -> dic
         queued = time.perf_counter()
         job, _ = manager.create_job(token, effect.key, params=params, photo_ids=photo_ids,
                                     kiosk=True)
-        job.outputs = {output.name: output for output in declared_outputs(effect, params)}
-        manager.enqueue(job, runner.work)
+        runner.start(job, effect, params)
         _wait(job, JOB_TIMEOUT_S)
         row["job_ms"] = _ms(queued)
         with job.lock:
